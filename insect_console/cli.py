@@ -1,0 +1,355 @@
+"""The `insect-console` command: the spec's CLI plus edit, history, convert and systemd.
+
+Every user mistake ends in one line on stderr and a non-zero exit, never a traceback. This
+module must not import textual: `list` and `scheduler --no-ui` stay light on a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from insect_console import __version__
+from insect_console.errors import AlreadyRunning, UserError, ValidationError
+
+EXIT_FOR_STATUS = {"success": 0, "error": 1, "timeout": 124, "interrupted": 130}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + error
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help="config file (.toml, or the spec's .json); default config/batch_config.toml")
+    common.add_argument("-l", "--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper, help="log level (default INFO)")
+
+    parser = _Parser(prog="insect-console", description="Schedule, run and watch the batch jobs of an insect observation station.", parents=[common])
+    parser.add_argument("--version", action="version", version=f"insect-console {__version__}")
+    parser.add_argument("--no-ui", action="store_true", help="with no command: run the scheduler headless")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def cmd(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common])
+
+    p = cmd("scheduler", "run the scheduler: the console, or headless with --no-ui (for systemd)")
+    p.add_argument("--no-ui", action="store_true", help="no console: log to stderr (for systemd)")
+
+    p = cmd("run-job", "run a job now in the foreground and show its output")
+    p.add_argument("name")
+
+    p = cmd("list", "list the jobs with their next and last runs")
+    p.add_argument("--json", action="store_true", help="the spec's get_job_status structure as JSON")
+
+    p = cmd("add", "add a job")
+    p.add_argument("name")
+    p.add_argument("job_command", metavar="COMMAND")
+    p.add_argument("--type", required=True, choices=["interval", "daily", "weekly"], dest="schedule_type")
+    p.add_argument("--time", required=True, dest="schedule_time", help="3600 / 15m | 02:00 | sunday, 'sun 03:00'")
+    p.add_argument("--timeout", help="seconds (default from settings, 1800)")
+    p.add_argument("--shell", action="store_true", help="run the command through /bin/sh (pipes, redirections)")
+    p.add_argument("--cwd", help="working directory of the command")
+    p.add_argument("--disabled", action="store_true", help="add it disabled")
+
+    p = cmd("edit", "change a job in place")
+    p.add_argument("name")
+    p.add_argument("--command", dest="job_command")
+    p.add_argument("--type", choices=["interval", "daily", "weekly"], dest="schedule_type")
+    p.add_argument("--time", dest="schedule_time")
+    p.add_argument("--timeout", help="seconds, or 'default'")
+    p.add_argument("--shell", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--cwd")
+    p.add_argument("--rename", metavar="NEW_NAME")
+
+    for name, help in (("remove", "remove a job"), ("enable", "enable a job"), ("disable", "disable a job")):
+        cmd(name, help).add_argument("name")
+
+    p = cmd("cron", "print a crontab line that runs the job")
+    p.add_argument("name")
+    p.add_argument("--python", default=sys.executable, help="the python to run (default: this one)")
+
+    p = cmd("history", "show past runs, newest first")
+    p.add_argument("--job")
+    p.add_argument("--status", choices=["success", "error", "timeout", "interrupted", "skipped"])
+    p.add_argument("--since", help="YYYY-MM-DD")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="one JSON record per line")
+
+    p = cmd("systemd", "print a systemd unit for the headless scheduler")
+    p.add_argument("--python", default=sys.executable)
+    p.add_argument("--user", help="the user to run as (default: you)")
+
+    p = cmd("convert", "convert a spec-format JSON config to TOML")
+    p.add_argument("source", metavar="OLD.json")
+    p.add_argument("target", nargs="?", metavar="NEW.toml")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return dispatch(args)
+    except UserError as e:
+        print(f"insect-console: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    config = getattr(args, "config", "config/batch_config.toml")
+    level = getattr(args, "log_level", "INFO")
+    command = args.command or "scheduler"
+    if command == "scheduler":
+        return cmd_scheduler(config, level, headless=args.no_ui)
+    from insect_console.daemon import setup_logging
+
+    setup_logging(getattr(args, "log_level", "WARNING"))
+    handler = globals()["cmd_" + command.replace("-", "_")]
+    return handler(args, config)
+
+
+# -- commands ----------------------------------------------------------------
+
+
+def cmd_scheduler(config: str, level: str, headless: bool) -> int:
+    from insect_console.daemon import run_daemon, setup_logging
+    from insect_console.engine import Engine
+
+    engine = Engine(config)
+    if not headless:
+        try:
+            from insect_console.app import run_console  # the Textual console, imported only here
+        except ImportError:
+            setup_logging(level)
+            logging.getLogger("insect_console").warning("the console is not there yet; running headless (use --no-ui to silence this)")
+        else:
+            return run_console(engine)
+    setup_logging(level)
+    return run_daemon(engine)
+
+
+def _store(config: str):
+    from insect_console.config import ConfigStore
+
+    return ConfigStore(config)
+
+
+def cmd_run_job(args, config: str) -> int:
+    from insect_console.engine import Engine
+
+    engine = Engine(config)
+    job = engine.config.job(args.name)
+
+    def show(stream: str, lines: list[str]) -> None:
+        out = sys.stdout if stream == "stdout" else sys.stderr
+        out.write("\n".join(lines) + "\n")
+        out.flush()
+
+    try:
+        record = engine.execute(job, "manual", on_output=show)
+    except AlreadyRunning as e:
+        raise UserError(str(e), exit_code=75) from None
+    detail = f" ({record['error']})" if record.get("error") else ""
+    print(f"{job.name}: {record['status']} in {record.get('duration_s') or 0:.1f} s{detail}", file=sys.stderr)
+    return EXIT_FOR_STATUS.get(record["status"], 1)
+
+
+def cmd_list(args, config: str) -> int:
+    from insect_console.engine import Engine
+
+    engine = Engine(config)
+    status = engine.status()
+    if args.json:
+        keys = ("name", "enabled", "schedule_type", "schedule_time", "last_run", "last_status", "error_count", "next_run")
+        print(json.dumps([{k: s[k] for k in keys} for s in status], indent=2, ensure_ascii=False))
+        return 0
+    whens = {job.name: job.when.describe() for job in engine.config.jobs}
+    rows = [("NAME", "ON", "SCHEDULE", "NEXT RUN", "LAST RUN", "STATUS", "FAILS")]
+    for s in status:
+        rows.append(
+            (
+                s["name"],
+                "yes" if s["enabled"] else "no",
+                whens[s["name"]],
+                _short_time(s["next_run"]),
+                _short_time(s["last_run"]),
+                "running" if s["running"] else (s["last_status"] or "-"),
+                str(s["error_count"]),
+            )
+        )
+    _print_table(rows)
+    return 0
+
+
+def _job_from_args(args, base: dict[str, Any]) -> dict[str, Any]:
+    data = dict(base)
+    for key in ("schedule_type", "schedule_time", "cwd"):
+        value = getattr(args, key, None)
+        if value is not None:
+            data[key] = value
+    if getattr(args, "job_command", None) is not None:
+        data["command"] = args.job_command
+    if getattr(args, "timeout", None) is not None:
+        data["timeout"] = None if args.timeout in ("default", "") else args.timeout
+    return data
+
+
+def cmd_add(args, config: str) -> int:
+    from insect_console.jobs import make_job
+
+    data = _job_from_args(args, {"name": args.name, "shell": args.shell, "enabled": not args.disabled})
+    job = make_job(data)
+    _store(config).add_job(job)
+    print(f"added {job.name}: {job.when.describe()}")
+    return 0
+
+
+def cmd_edit(args, config: str) -> int:
+    from insect_console.jobs import make_job
+
+    store = _store(config)
+
+    def change(current):
+        job = current.job(args.name)
+        data = job.to_dict()
+        if args.schedule_type and not args.schedule_time and args.schedule_type != job.schedule_type:
+            raise ValidationError("schedule_time", f"give --time with --type {args.schedule_type}")
+        data = _job_from_args(args, data)
+        if args.shell is not None:
+            data["shell"] = args.shell
+        if args.rename:
+            data["name"] = args.rename
+        return current.with_job(make_job(data), replace=args.name)
+
+    new = store.update(change)
+    job = new.job(args.rename or args.name)
+    print(f"changed {job.name}: {job.when.describe()}, command {job.command!r}")
+    return 0
+
+
+def cmd_remove(args, config: str) -> int:
+    _store(config).remove_job(args.name)
+    print(f"removed {args.name}")
+    return 0
+
+
+def cmd_enable(args, config: str) -> int:
+    _store(config).set_enabled(args.name, True)
+    print(f"enabled {args.name}")
+    return 0
+
+
+def cmd_disable(args, config: str) -> int:
+    _store(config).set_enabled(args.name, False)
+    print(f"disabled {args.name}")
+    return 0
+
+
+def cmd_cron(args, config: str) -> int:
+    from insect_console.integrations import cron_line
+
+    store = _store(config)
+    job = store.load().job(args.name)
+    python = str(Path(args.python).absolute()) if "/" in args.python else args.python
+    print(cron_line(job, store.path, store.base_dir, python))
+    return 0
+
+
+def cmd_systemd(args, config: str) -> int:
+    from insect_console.integrations import systemd_unit
+
+    store = _store(config)
+    settings = store.load().settings
+    print(systemd_unit(store.path, store.base_dir, str(Path(args.python).absolute()), settings, args.user), end="")
+    return 0
+
+
+def cmd_history(args, config: str) -> int:
+    from insect_console.history import HistoryQuery, HistoryReader
+
+    store = _store(config)
+    settings = store.load().settings
+    since = None
+    if args.since:
+        try:
+            since = dt.date.fromisoformat(args.since)
+        except ValueError:
+            raise UserError(f"--since: {args.since!r} is not a date; use YYYY-MM-DD") from None
+    if args.limit < 1:
+        raise UserError("--limit: must be 1 or more")
+    reader = HistoryReader(store.resolve(settings.log_dir))
+    query = HistoryQuery(job=args.job, status=args.status, since=since, limit=args.limit)
+    rows = [("START", "JOB", "STATUS", "TOOK", "TRIGGER", "ERROR")]
+    for record in reader.records(query):
+        if args.json:
+            print(json.dumps(record, ensure_ascii=False))
+            continue
+        took = record.get("duration_s")
+        rows.append(
+            (
+                _short_time(record.get("start_time")),
+                record.get("job_name", "?"),
+                record.get("status", "?"),
+                f"{took:.1f}s" if isinstance(took, (int, float)) else "-",
+                record.get("trigger") or "-",
+                (record.get("error") or "").splitlines()[0][:60] if record.get("error") else "",
+            )
+        )
+    if not args.json:
+        if len(rows) == 1:
+            print("no runs recorded" + (" that match" if args.job or args.status or since else ""))
+        else:
+            _print_table(rows)
+    if reader.skipped:
+        print(f"({reader.skipped} malformed history line(s) skipped)", file=sys.stderr)
+    return 0
+
+
+def cmd_convert(args, config: str) -> int:
+    from insect_console.config import ConfigStore, convert
+    from insect_console.state import StateStore
+
+    source = ConfigStore(args.source)
+    if not source.is_json:
+        raise UserError(f"{args.source}: convert reads a .json config")
+    target = ConfigStore(args.target or str(Path(args.source).with_suffix(".toml")))
+    if target.is_json:
+        raise UserError(f"{target.display_path}: convert writes a .toml config")
+    result = convert(source, target)
+    legacy = source.legacy_state()
+    if legacy:
+        StateStore(target.state_path, target.runtime_dir / "state.lock").update(
+            lambda s: [s["jobs"].setdefault(n, dict(v)) for n, v in legacy.items()]
+        )
+    print(f"wrote {target.display_path}: {len(result.jobs)} jobs (run state in {target.state_path.name})")
+    return 0
+
+
+# -- output helpers --------------------------------------------------------------
+
+
+def _short_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.tzinfo is not None:
+        when = when.astimezone().replace(tzinfo=None)
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

@@ -1,0 +1,286 @@
+"""The job config file: TOML (or the spec's JSON), read strictly, written atomically under a lock.
+
+A file that does not parse or validate is reported in one line and never rewritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import tomli_w
+
+from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
+from insect_console.fileio import atomic_write, locked
+from insect_console.jobs import Job, make_job
+
+DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The `[settings]` table. Relative paths are taken from the working directory."""
+
+    log_dir: str = "logs/batch"
+    default_timeout: int = 1800
+    kill_grace: int = 10
+    shutdown_grace: int = 30
+    max_parallel: int = 4
+    failure_threshold: int = 3
+    notify_command: str = ""
+    output_tail_bytes: int = 65536
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in fields:
+                raise ValidationError(f"settings.{key}", f"is not a setting; the settings are {', '.join(fields)}")
+            default = fields[key].default
+            if isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "kill_grace" else 1):
+                    raise ValidationError(f"settings.{key}", f"must be a whole number ≥ {0 if key == 'kill_grace' else 1}, not {value!r}")
+            elif not isinstance(value, str):
+                raise ValidationError(f"settings.{key}", f"must be text, not {value!r}")
+            values[key] = value
+        if "log_dir" in values and not values["log_dir"].strip():
+            raise ValidationError("settings.log_dir", "is empty; give a directory such as logs/batch")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Config:
+    settings: Settings = field(default_factory=Settings)
+    jobs: tuple[Job, ...] = ()
+
+    def job(self, name: str) -> Job:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise JobNotFound(name)
+
+    def names(self) -> list[str]:
+        return [job.name for job in self.jobs]
+
+    def with_job(self, job: Job, replace: str | None = None) -> "Config":
+        """Add `job`, or put it in place of the job named `replace` (keeping its position)."""
+        if replace is None:
+            if job.name in self.names():
+                raise ValidationError("name", f"a job named {job.name!r} already exists")
+            return dataclasses.replace(self, jobs=self.jobs + (job,))
+        self.job(replace)
+        if job.name != replace and job.name in self.names():
+            raise ValidationError("name", f"a job named {job.name!r} already exists")
+        return dataclasses.replace(self, jobs=tuple(job if j.name == replace else j for j in self.jobs))
+
+    def without_job(self, name: str) -> "Config":
+        self.job(name)
+        return dataclasses.replace(self, jobs=tuple(j for j in self.jobs if j.name != name))
+
+
+DEFAULT_JOBS = (
+    Job("hourly_detection", "python main.py --mode single", "interval", "3600"),
+    Job("daily_analysis", "python main.py --mode analysis", "daily", "02:00"),
+    Job("weekly_cleanup", "python main.py --mode cleanup", "weekly", "sunday"),
+    Job("daily_backup", "python main.py --mode backup", "daily", "03:00", enabled=False),
+)
+
+TOML_HEADER = """\
+# insect-console job configuration.
+# Each [[jobs]] table is one job:
+#   name           unique; letters, digits, _ - . (1-64)
+#   command        program and arguments, run without a shell unless shell = true
+#   schedule_type  "interval" | "daily" | "weekly"
+#   schedule_time  interval: "3600" (seconds), "90s", "15m", "1h"
+#                  daily:    "02:00" or "02:00:30"
+#                  weekly:   "sunday" (= Sunday 00:00) or "sun 03:00"
+#   enabled        true | false
+#   optional:      timeout (seconds), shell (bool), cwd (directory), env (table)
+# Run state (last run, status, failures) is kept in a separate .state.json file.
+# This file is rewritten by `insect-console add/edit/...`: comments other than this header are not kept.
+
+"""
+
+
+class ConfigStore:
+    """One config file and the files that live beside it (state, locks, runtime)."""
+
+    def __init__(self, path: Path | str = DEFAULT_CONFIG_PATH, base_dir: Path | str | None = None) -> None:
+        self.base_dir = Path(base_dir or Path.cwd()).absolute()
+        path = Path(path)
+        self.path = path if path.is_absolute() else self.base_dir / path
+        self.is_json = self.path.suffix.lower() == ".json"
+        stem = self.path.stem
+        self.state_path = self.path.with_name(f"{stem}.state.json")
+        self.runtime_dir = self.path.with_name(f".{stem}.run")
+        self.lock_path = self.runtime_dir / "config.lock"
+
+    # -- reading ---------------------------------------------------------
+
+    def load(self, create: bool = True) -> Config:
+        """Read and validate the config; create it with the default jobs if it is missing."""
+        if not self.path.exists():
+            if not create:
+                raise ConfigError(f"{self.display_path}: no such config file")
+            self._create_default()
+        try:
+            raw = self.path.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"{self.display_path}: can't read: {e.strerror}") from None
+        return self.parse(raw)
+
+    @property
+    def display_path(self) -> str:
+        try:
+            return str(self.path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(self.path)
+
+    def parse(self, raw: bytes) -> Config:
+        where = self.display_path
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{where}: not UTF-8 text (byte {e.start})") from None
+        try:
+            data = json.loads(text) if self.is_json else tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{where}: not valid TOML: {e}") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{where}: line {e.lineno}, column {e.colno}: not valid JSON: {e.msg}") from None
+        except (ValueError, RecursionError) as e:
+            raise ConfigError(f"{where}: can't be parsed: {e}") from None
+        return self._build(data, text, where)
+
+    def _build(self, data: Any, text: str, where: str) -> Config:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: the top level must be a table with a jobs list")
+        unknown = sorted(set(data) - {"settings", "jobs"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown top-level key {unknown[0]!r}; expected [settings] and [[jobs]]")
+        try:
+            settings = Settings.from_dict(data.get("settings") or {}) if isinstance(data.get("settings", {}), dict) else None
+        except ValidationError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if settings is None:
+            raise ConfigError(f"{where}: settings must be a table")
+        raw_jobs = data.get("jobs", [])
+        if not isinstance(raw_jobs, list):
+            raise ConfigError(f"{where}: jobs must be a list of tables ([[jobs]])")
+        jobs: list[Job] = []
+        seen: set[str] = set()
+        for index, item in enumerate(raw_jobs, 1):
+            label = f"job #{index}"
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                label += f" ({item['name']})"
+            line = _line_of_job(text, item.get("name") if isinstance(item, dict) else None)
+            prefix = f"{where}: " + (f"line {line}: " if line else "") + f"{label}: "
+            if not isinstance(item, dict):
+                raise ConfigError(prefix + "must be a table")
+            try:
+                job = make_job(item)
+            except ValidationError as e:
+                raise ConfigError(prefix + str(e)) from None
+            if job.name in seen:
+                raise ConfigError(prefix + f"name: {job.name!r} is used by more than one job")
+            seen.add(job.name)
+            jobs.append(job)
+        return Config(settings=settings, jobs=tuple(jobs))
+
+    def legacy_state(self) -> dict[str, dict[str, Any]]:
+        """Run-state fields found in a spec-format JSON config (used to seed the state file)."""
+        if not self.is_json or not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+            return {
+                j["name"]: {k: j.get(k) for k in ("last_run", "last_status", "error_count") if j.get(k) is not None}
+                for j in data.get("jobs", [])
+                if isinstance(j, dict) and isinstance(j.get("name"), str)
+            }
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    # -- writing ---------------------------------------------------------
+
+    def render(self, config: Config, state: Mapping[str, Mapping[str, Any]] | None = None) -> bytes:
+        if self.is_json:
+            jobs = []
+            for job in config.jobs:
+                entry = job.to_dict()
+                js = (state or {}).get(job.name, {})
+                entry.update(last_run=js.get("last_run"), last_status=js.get("last_status"), error_count=js.get("error_count", 0))
+                jobs.append(entry)
+            doc: dict[str, Any] = {"jobs": jobs}
+            if config.settings != Settings():
+                doc["settings"] = config.settings.to_dict()
+            return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+        doc = {"settings": config.settings.to_dict(), "jobs": [job.to_dict() for job in config.jobs]}
+        return (TOML_HEADER + tomli_w.dumps(doc)).encode()
+
+    def update(self, change: Callable[[Config], Config], state: Mapping[str, Any] | None = None) -> Config:
+        """Read, change and write the config under the config lock: no update is ever lost."""
+        with locked(self.lock_path):
+            current = self.load(create=True)
+            new = change(current)
+            if new is not current:
+                atomic_write(self.path, self.render(new, state))
+            return new
+
+    def _create_default(self) -> None:
+        with locked(self.lock_path):
+            if self.path.exists():
+                return
+            atomic_write(self.path, self.render(Config(jobs=DEFAULT_JOBS)))
+
+    # -- the usual changes -----------------------------------------------
+
+    def add_job(self, job: Job) -> Config:
+        return self.update(lambda c: c.with_job(job))
+
+    def replace_job(self, name: str, job: Job) -> Config:
+        return self.update(lambda c: c.with_job(job, replace=name))
+
+    def remove_job(self, name: str) -> Config:
+        return self.update(lambda c: c.without_job(name))
+
+    def set_enabled(self, name: str, enabled: bool) -> Config:
+        def change(c: Config) -> Config:
+            job = c.job(name)
+            return c if job.enabled == enabled else c.with_job(job.replace(enabled=enabled), replace=name)
+
+        return self.update(change)
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def log_dir_default(self) -> Path:
+        return self.resolve(Settings().log_dir)
+
+
+def _line_of_job(text: str, name: Any) -> int | None:
+    if not isinstance(name, str):
+        return None
+    m = re.search(r'^\s*"?name"?\s*[=:]\s*"' + re.escape(name) + '"', text, re.MULTILINE)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def convert(source: ConfigStore, target: ConfigStore, state: Mapping[str, Any] | None = None) -> Config:
+    """Write `source`'s jobs and settings in `target`'s format; refuses to overwrite."""
+    if target.path.exists():
+        raise UserError(f"{target.display_path} already exists; remove it or name another file")
+    config = source.load(create=False)
+    with locked(target.lock_path):
+        atomic_write(target.path, target.render(config, state))
+    return config

@@ -1,0 +1,43 @@
+"""The headless daemon (`scheduler --no-ui`): the engine plus signals and logging, for systemd."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+from insect_console.engine import Engine
+
+log = logging.getLogger("insect_console.daemon")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Log to stderr; under systemd (JOURNAL_STREAM set) the journal adds the timestamps."""
+    if os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(levelname)s %(name)s: %(message)s"
+    else:
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr, force=True)
+
+
+def run_daemon(engine: Engine) -> int:
+    """Run the scheduler until SIGINT or SIGTERM; SIGHUP reloads the config. Returns the exit code."""
+
+    def on_stop(signum, _frame) -> None:
+        log.info("%s received: stopping (running jobs get %s s)", signal.Signals(signum).name, engine.settings.shutdown_grace)
+        engine.request_stop()
+
+    def on_hup(_signum, _frame) -> None:
+        log.info("SIGHUP received: reloading the config")
+        engine.request_reload()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    engine.start()
+    try:
+        engine.wait_stopped()
+    finally:
+        engine.stop()
+    return 0

@@ -1,0 +1,549 @@
+"""The engine: config + state + scheduler + runs + history + notifications, in one object.
+
+The daemon, the console and the CLI all drive this same class. Its loop only decides what is
+due and sleeps until the next due time; runs happen on a bounded pool of worker threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import logging
+import os
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from insect_console import history, notify, proctree
+from insect_console.clock import Clock, SystemClock
+from insect_console.config import Config, ConfigStore, DEFAULT_CONFIG_PATH, Settings
+from insect_console.errors import AlreadyRunning, ConfigError, SchedulerRunning
+from insect_console.events import (
+    ClockJumped,
+    ConfigReloaded,
+    EventBus,
+    Listener,
+    OutputLines,
+    RunFinished,
+    RunSkipped,
+    RunStarted,
+)
+from insect_console.fileio import locked
+from insect_console.jobs import Job
+from insect_console.runner import JobRun, RunOutcome
+from insect_console.scheduling import JobScheduler
+from insect_console.state import StateStore
+from insect_console.watch import FileWatcher
+
+log = logging.getLogger("insect_console.engine")
+
+MAX_SLEEP = 30.0
+"""Longest single sleep of the loop, so a wall-clock change is noticed within this time."""
+CLOCK_JUMP = 60.0
+"""A difference between wall-clock and monotonic time larger than this counts as a clock jump."""
+
+
+@dataclass
+class ActiveRun:
+    job_name: str
+    run_id: str
+    trigger: str
+    run: JobRun | None = None
+    start_time: dt.datetime | None = None
+    output_file: str | None = None
+
+
+class Engine:
+    """Schedules and runs the jobs of one config file."""
+
+    def __init__(self, config_path: Path | str = DEFAULT_CONFIG_PATH, *, base_dir: Path | str | None = None, clock: Clock | None = None) -> None:
+        self.store = ConfigStore(config_path, base_dir)
+        self.config: Config = self.store.load(create=True)
+        self.state = StateStore(self.store.state_path, self.store.runtime_dir / "state.lock")
+        self.clock = clock or SystemClock()
+        self.scheduler = JobScheduler(self.clock)
+        self.events = EventBus()
+        self._active: dict[str, ActiveRun] = {}
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._reload_requested = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._scheduler_lock: int | None = None
+        self._watcher: FileWatcher | None = None
+        self._config_mtime = self._mtime()
+        self._history_failed = False
+
+    # -- properties -------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self.config.settings
+
+    @property
+    def log_dir(self) -> Path:
+        return self.store.resolve(self.settings.log_dir)
+
+    @property
+    def running(self) -> bool:
+        return self._loop_thread is not None and self._loop_thread.is_alive()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        return self.events.subscribe(listener)
+
+    # -- lifecycle (scheduler mode) ----------------------------------------
+
+    def start(self) -> None:
+        """Take the scheduler lock, recover runs cut off by a crash, and start scheduling."""
+        self._take_scheduler_lock()
+        self._seed_legacy_state()
+        self.recover_interrupted()
+        self.scheduler.sync(self.config.jobs)
+        self._pool = ThreadPoolExecutor(max_workers=self.settings.max_parallel, thread_name_prefix="run")
+        self._watcher = FileWatcher(self.store.path.parent, {self.store.path.name}, lambda _name: self.request_reload())
+        self._watching = self._watcher.start()
+        if not self._watching:
+            log.info("inotify unavailable: checking the config for changes every second")
+        self._loop_thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._loop_thread.start()
+        log.info("scheduler started: %d jobs (%d enabled), config %s", len(self.config.jobs), sum(j.enabled for j in self.config.jobs), self.store.display_path)
+
+    def _take_scheduler_lock(self) -> None:
+        path = self.store.runtime_dir / "scheduler.lock"
+        self.store.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = scheduler_pid(self.store)
+            os.close(fd)
+            raise SchedulerRunning(self.store.display_path, pid) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._scheduler_lock = fd
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop starting runs, let running ones finish within `grace`, then end their trees."""
+        self._stopping.set()
+        self._wake.set()
+        if self._loop_thread is not None:
+            self._loop_thread.join()
+        grace = self.settings.shutdown_grace if grace is None else grace
+        deadline = time.monotonic() + grace
+        with self._idle:
+            while self._active and time.monotonic() < deadline:
+                self._idle.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+            left = list(self._active.values())
+        for active in left:
+            if active.run is not None:
+                log.warning("%s: still running after the %s s shutdown grace; ending it", active.job_name, grace)
+                active.run.kill("interrupted", f"stopped at shutdown (still running after {grace:g} s)")
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._active.clear()
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._scheduler_lock is not None:
+            os.close(self._scheduler_lock)
+            self._scheduler_lock = None
+        log.info("scheduler stopped")
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler: the loop ends and `wait_stopped()` returns."""
+        self._stopping.set()
+        self._wake.set()
+
+    def wait_stopped(self) -> None:
+        while not self._stopping.wait(3600):
+            pass
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+        self._wake.set()
+
+    # -- the loop ---------------------------------------------------------
+
+    def _loop(self) -> None:
+        last_wall, last_mono = self.clock.now(), self.clock.monotonic()
+        while not self._stopping.is_set():
+            self._wake.clear()
+            wall, mono = self.clock.now(), self.clock.monotonic()
+            jump = (wall - last_wall).total_seconds() - (mono - last_mono)
+            last_wall, last_mono = wall, mono
+            if abs(jump) > CLOCK_JUMP:
+                self._on_clock_jump(jump)
+            if self._reload_requested or (not self._watching and self._mtime() != self._config_mtime):
+                self.reload()
+            try:
+                for name in self.scheduler.due():
+                    self._dispatch(name, "schedule")
+            except Exception:
+                log.exception("scheduler loop error")
+            wait = self.scheduler.seconds_until_next()
+            wait = MAX_SLEEP if wait is None else min(max(wait, 0.0), MAX_SLEEP)
+            if not self._watching:
+                wait = min(wait, 1.0)
+            self.clock.wait(self._wake, wait)
+
+    def _on_clock_jump(self, seconds: float) -> None:
+        log.warning("wall clock jumped %+.0f s; recomputing next runs", seconds)
+        if seconds < 0:
+            self.scheduler.reschedule_all()
+        self.events.emit(ClockJumped(seconds))
+
+    def _mtime(self) -> int | None:
+        try:
+            return self.store.path.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def reload(self) -> None:
+        """Read the config again; a broken file is reported and the old jobs are kept."""
+        self._reload_requested = False
+        self._config_mtime = self._mtime()
+        try:
+            config = self.store.load(create=False)
+        except ConfigError as e:
+            log.error("config not reloaded, keeping the previous jobs: %s", e)
+            self.events.emit(ConfigReloaded(error=str(e)))
+            return
+        if config != self.config:
+            self.config = config
+            self.scheduler.sync(config.jobs)
+            log.info("config reloaded: %d jobs", len(config.jobs))
+        self.events.emit(ConfigReloaded())
+
+    def _dispatch(self, name: str, trigger: str) -> ActiveRun | None:
+        try:
+            job = self.config.job(name)
+        except Exception:
+            return None
+        with self._lock:
+            if self._stopping.is_set() or self._pool is None:
+                return None
+            if name in self._active:
+                self._skip(job, f"still running since {_hhmmss(self._active[name].start_time)}")
+                return None
+            active = ActiveRun(job_name=name, run_id=new_run_id(), trigger=trigger)
+            self._active[name] = active
+        self._pool.submit(self._run_on_worker, job, active)
+        return active
+
+    def _run_on_worker(self, job: Job, active: ActiveRun) -> None:
+        try:
+            if not self._stopping.is_set():
+                self.execute(job, active.trigger, active=active)
+        except AlreadyRunning as e:
+            self._skip(job, str(e))
+        except Exception:
+            log.exception("%s: run failed", job.name)
+        finally:
+            with self._idle:
+                if self._active.get(job.name) is active:
+                    del self._active[job.name]
+                self._idle.notify_all()
+
+    def _skip(self, job: Job, reason: str) -> None:
+        log.warning("%s: not started: %s", job.name, reason)
+        now = dt.datetime.now().astimezone()
+        record = {
+            "job_name": job.name,
+            "start_time": now.isoformat(timespec="milliseconds"),
+            "end_time": now.isoformat(timespec="milliseconds"),
+            "status": "skipped",
+            "output": "",
+            "error": reason,
+            "trigger": "schedule",
+        }
+        self._append_history(record)
+
+        def count(state: dict[str, Any]) -> None:
+            js = state["jobs"].setdefault(job.name, {})
+            js["skipped"] = js.get("skipped", 0) + 1
+            js["last_skipped"] = record["start_time"]
+
+        self._update_state(count)
+        self.events.emit(RunSkipped(job.name, reason))
+
+    # -- commands -----------------------------------------------------------
+
+    def run_now(self, name: str) -> ActiveRun:
+        """Start `name` now on a worker (scheduler mode). Raises AlreadyRunning if it runs."""
+        job = self.config.job(name)
+        with self._lock:
+            if name in self._active:
+                raise AlreadyRunning(f"{name} is already running")
+            if self._pool is None or self._stopping.is_set():
+                raise AlreadyRunning("the scheduler is not running")
+            active = ActiveRun(job_name=name, run_id=new_run_id(), trigger="manual")
+            self._active[name] = active
+        self._pool.submit(self._run_on_worker, job, active)
+        return active
+
+    def kill(self, name: str) -> bool:
+        """End the running run of `name` (its whole process tree). False if it is not running here."""
+        with self._lock:
+            active = self._active.get(name)
+        if active is None or active.run is None:
+            return False
+        active.run.kill("error", "killed on request")
+        return True
+
+    def active_runs(self) -> dict[str, ActiveRun]:
+        with self._lock:
+            return dict(self._active)
+
+    # -- one run, start to record -------------------------------------------
+
+    def execute(self, job: Job, trigger: str = "manual", *, on_output: Callable[[str, list[str]], None] | None = None, active: ActiveRun | None = None) -> dict[str, Any]:
+        """Run `job` to the end in this thread and record it. Used by workers and `run-job`.
+
+        The per-job run lock is shared by every process on this config, so a job never runs
+        twice at once, whoever started it.
+        """
+        lock_path = self.store.runtime_dir / "jobs" / f"{job.name}.lock"
+        try:
+            with locked(lock_path, blocking=False):
+                return self._execute_locked(job, trigger, on_output, active or ActiveRun(job.name, new_run_id(), trigger))
+        except BlockingIOError:
+            raise AlreadyRunning(f"{job.name} is already running in another process") from None
+
+    def _execute_locked(self, job: Job, trigger: str, on_output, active: ActiveRun) -> dict[str, Any]:
+        settings = self.settings
+        started = dt.datetime.now()
+        output_file = self.log_dir / "output" / f"{started:%Y%m%d}" / f"{job.name}-{started:%H%M%S}-{active.run_id[-6:]}.log"
+        active.output_file = str(output_file)
+
+        def emit_output(stream: str, lines: list[str]) -> None:
+            if on_output is not None:
+                on_output(stream, lines)
+            self.events.emit(OutputLines(active.run_id, job.name, stream, tuple(lines)))
+
+        run = JobRun(
+            job,
+            run_id=active.run_id,
+            timeout=job.timeout or settings.default_timeout,
+            kill_grace=settings.kill_grace,
+            output_file=output_file,
+            tail_bytes=settings.output_tail_bytes,
+            on_output=emit_output,
+            base_dir=self.store.base_dir,
+        )
+        active.run = run
+
+        def on_start(r: JobRun) -> None:
+            active.start_time = dt.datetime.now()
+            entry = {
+                "job_name": job.name,
+                "pid": r.pid,
+                "create_time": r.create_time,
+                "owner_pid": os.getpid(),
+                "owner_create_time": proctree.process_identity(os.getpid()),
+                "start_time": active.start_time.astimezone().isoformat(timespec="milliseconds"),
+                "output_file": str(output_file),
+                "trigger": trigger,
+            }
+            self._update_state(lambda s: s["running"].__setitem__(active.run_id, entry))
+            self.events.emit(RunStarted(active.run_id, job.name, trigger, entry["start_time"], r.pid, str(output_file)))
+            log.info("%s: started (%s, pid %s)", job.name, trigger, r.pid)
+
+        outcome = run.execute(on_start=on_start)
+        record = self._record(job, outcome, trigger, output_file if output_file.exists() else None, active.run_id)
+        self._finish(job, active.run_id, record)
+        return record
+
+    def _record(self, job: Job, outcome: RunOutcome, trigger: str, output_file: Path | None, run_id: str) -> dict[str, Any]:
+        return {
+            "job_name": job.name,
+            "start_time": outcome.start.isoformat(timespec="milliseconds"),
+            "end_time": outcome.end.isoformat(timespec="milliseconds"),
+            "status": outcome.status,
+            "output": outcome.output,
+            "error": outcome.error,
+            "exit_code": outcome.exit_code,
+            "duration_s": outcome.duration_s,
+            "trigger": trigger,
+            "output_file": str(output_file) if output_file else None,
+            "run_id": run_id,
+        }
+
+    def _finish(self, job: Job, run_id: str, record: dict[str, Any]) -> None:
+        self._append_history(record)
+        threshold = self.settings.failure_threshold
+
+        def apply(state: dict[str, Any]):
+            state["running"].pop(run_id, None)
+            js = state["jobs"].setdefault(job.name, {})
+            previous = js.get("error_count", 0)
+            js.update(
+                last_run=record["start_time"],
+                last_status=record["status"],
+                error_count=notify.next_streak(previous, record["status"]),
+                last_duration_s=record.get("duration_s"),
+                last_output_file=record.get("output_file"),
+            )
+            return notify.notification_for(job.name, previous, js["error_count"], threshold, record)
+
+        note = self._update_state(apply)
+        level = logging.INFO if record["status"] == "success" else logging.WARNING
+        log.log(level, "%s: %s in %.1f s%s", job.name, record["status"], record.get("duration_s") or 0, f" ({record['error']})" if record.get("error") else "")
+        self.events.emit(RunFinished(run_id, job.name, record))
+        if note is not None:
+            notify.deliver(note, self.settings.notify_command, cwd=str(self.store.base_dir))
+            self.events.emit(note)
+
+    def _append_history(self, record: dict[str, Any]) -> None:
+        try:
+            history.append_record(self.log_dir, record)
+            if self._history_failed:
+                log.warning("history writes work again")
+            self._history_failed = False
+        except OSError as e:
+            if not self._history_failed:
+                log.error("can't write history to %s: %s (runs go on; records are lost until this is fixed)", self.log_dir, e.strerror)
+            self._history_failed = True
+
+    def _update_state(self, change):
+        try:
+            return self.state.update(change)
+        except OSError as e:
+            log.error("can't write state file %s: %s", self.state.path, e.strerror)
+            return None
+
+    # -- crash recovery -------------------------------------------------------
+
+    def recover_interrupted(self) -> list[dict[str, Any]]:
+        """Record runs whose owner died mid-run as `interrupted`, and end their leftovers."""
+        stale: list[tuple[str, dict[str, Any]]] = []
+
+        def take(state: dict[str, Any]) -> None:
+            for run_id, entry in list(state["running"].items()):
+                if not proctree.is_same_process(entry.get("owner_pid"), entry.get("owner_create_time")):
+                    stale.append((run_id, state["running"].pop(run_id)))
+
+        self._update_state(take)
+        records = []
+        for run_id, entry in stale:
+            survivors = proctree.run_processes(run_id, entry.get("pid"), entry.get("create_time"))
+            if survivors:
+                log.warning("%s: ending %d leftover process(es) of interrupted run %s", entry.get("job_name"), len(survivors), run_id)
+                proctree.end_run(run_id, entry.get("pid"), self.settings.kill_grace, entry.get("create_time"))
+            now = dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+            output_file = entry.get("output_file")
+            record = {
+                "job_name": entry.get("job_name", "?"),
+                "start_time": entry.get("start_time") or now,
+                "end_time": now,
+                "status": "interrupted",
+                "output": _tail_of(output_file, self.settings.output_tail_bytes),
+                "error": "the scheduler stopped during the run (crash, kill or power cut)",
+                "exit_code": None,
+                "duration_s": None,
+                "trigger": entry.get("trigger"),
+                "output_file": output_file if output_file and os.path.exists(output_file) else None,
+                "run_id": run_id,
+            }
+            self._append_history(record)
+
+            def mark(state: dict[str, Any], name=record["job_name"], when=record["start_time"]) -> None:
+                js = state["jobs"].setdefault(name, {})
+                js.update(last_run=when, last_status="interrupted")
+
+            self._update_state(mark)
+            log.warning("%s: run %s recorded as interrupted", record["job_name"], run_id)
+            records.append(record)
+        return records
+
+    def _seed_legacy_state(self) -> None:
+        legacy = self.store.legacy_state()
+        if not legacy:
+            return
+
+        def seed(state: dict[str, Any]) -> None:
+            for name, fields in legacy.items():
+                state["jobs"].setdefault(name, dict(fields))
+
+        self._update_state(seed)
+
+    # -- status -------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        """One entry per job: the spec's `get_job_status` fields plus running details."""
+        state = self.state.read()
+        running = {entry.get("job_name"): entry for entry in state["running"].values()}
+        out = []
+        for job in self.config.jobs:
+            js = state["jobs"].get(job.name, {})
+            next_run = self.scheduler.next_run(job.name) if self.running else next_run_preview(job, self.clock)
+            run = running.get(job.name)
+            out.append(
+                {
+                    "name": job.name,
+                    "enabled": job.enabled,
+                    "schedule_type": job.schedule_type,
+                    "schedule_time": job.schedule_time,
+                    "last_run": js.get("last_run"),
+                    "last_status": js.get("last_status"),
+                    "error_count": js.get("error_count", 0),
+                    "next_run": next_run.isoformat(timespec="seconds") if next_run else None,
+                    "running": run is not None,
+                    "running_since": run.get("start_time") if run else None,
+                    "running_pid": run.get("pid") if run else None,
+                }
+            )
+        return out
+
+
+def next_run_preview(job: Job, clock: Clock | None = None) -> dt.datetime | None:
+    """When `job` would next run if a scheduler started now (for `list` without a daemon)."""
+    if not job.enabled:
+        return None
+    preview = JobScheduler(clock)
+    preview.sync([job])
+    return preview.next_run(job.name)
+
+
+def scheduler_pid(store: ConfigStore) -> int | None:
+    """The pid of the scheduler holding `store`'s config, or None when none holds it."""
+    path = store.runtime_dir / "scheduler.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None  # nobody holds it
+        except BlockingIOError:
+            text = os.read(fd, 32).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else 0
+    finally:
+        os.close(fd)
+
+
+def new_run_id() -> str:
+    return f"{dt.datetime.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _hhmmss(when: dt.datetime | None) -> str:
+    return when.strftime("%H:%M:%S") if when else "?"
+
+
+def _tail_of(path: str | None, limit: int) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

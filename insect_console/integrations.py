@@ -1,0 +1,112 @@
+"""Lines for cron and a unit for systemd, with every path quoted so nothing can be injected."""
+
+from __future__ import annotations
+
+import getpass
+import shlex
+from pathlib import Path
+
+from insect_console.config import Settings
+from insect_console.errors import UserError
+from insect_console.jobs import WEEKDAYS, Job, format_duration
+
+_CRON_DOW = {day: (i + 1) % 7 for i, day in enumerate(WEEKDAYS)}  # cron: 0 = Sunday
+
+
+def cron_schedule(job: Job) -> str:
+    """The five cron fields for `job`, or UserError when cron can't express it exactly."""
+    when = job.when
+    if when.kind in ("daily", "weekly"):
+        hour, minute, second = (int(x) for x in when.at.split(":"))
+        if second:
+            raise UserError(f"{job.name}: cron has no seconds, so {job.schedule_time!r} can't be written as a cron line")
+        dow = "*" if when.kind == "daily" else str(_CRON_DOW[when.weekday])
+        return f"{minute} {hour} * * {dow}"
+    seconds = when.seconds or 0
+    every = format_duration(seconds)
+    if seconds % 60:
+        raise UserError(f"{job.name}: every {every} can't be written as a cron line: cron counts whole minutes")
+    minutes = seconds // 60
+    if minutes < 60 and 60 % minutes == 0:
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        if hours < 24 and 24 % hours == 0:
+            return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
+        if hours == 24:
+            return "0 0 * * *"
+        if hours == 168:
+            return "0 0 * * 0"
+    raise UserError(
+        f"{job.name}: every {every} can't be written as a cron line: cron's minutes and hours restart "
+        "every hour and day, so the runs would not be evenly spaced (use an interval that divides an "
+        "hour or a day, or the scheduler itself)"
+    )
+
+
+def _cron_escape(text: str) -> str:
+    """cron turns an unescaped % into a newline; escape it."""
+    return text.replace("%", r"\%")
+
+
+def cron_line(job: Job, config_path: Path, base_dir: Path, python: str) -> str:
+    command = " ".join(
+        [
+            "cd",
+            shlex.quote(str(base_dir)),
+            "&&",
+            shlex.quote(python),
+            "-m",
+            "insect_console",
+            "-c",
+            shlex.quote(str(config_path)),
+            "run-job",
+            shlex.quote(job.name),
+        ]
+    )
+    return f"{cron_schedule(job)} {_cron_escape(command)}"
+
+
+def _systemd_quote(text: str) -> str:
+    """One ExecStart= word: double-quoted, with systemd's escapes (\\ " $ and % specifiers)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$").replace("%", "%%")
+    return f'"{escaped}"'
+
+
+def _systemd_path(text: str) -> str:
+    """A path setting such as WorkingDirectory= is taken verbatim except for % specifiers."""
+    if "\n" in text:
+        raise UserError("a path with a newline can't be put in a systemd unit")
+    return text.replace("%", "%%")
+
+
+def systemd_unit(config_path: Path, base_dir: Path, python: str, settings: Settings, user: str | None = None) -> str:
+    for path in (str(config_path), str(base_dir), python):
+        if "\n" in path:
+            raise UserError("a path with a newline can't be put in a systemd unit")
+    exec_start = " ".join(
+        [_systemd_quote(python), "-m", "insect_console", "-c", _systemd_quote(str(config_path)), "scheduler", "--no-ui"]
+    )
+    stop_timeout = settings.shutdown_grace + settings.kill_grace + 15
+    return f"""\
+[Unit]
+Description=insect-console batch scheduler ({_systemd_path(str(config_path))})
+After=network-online.target time-sync.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User={user or getpass.getuser()}
+WorkingDirectory={_systemd_path(str(base_dir))}
+ExecStart={exec_start}
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=5
+# the scheduler ends its runs within shutdown_grace + kill_grace; systemd waits longer than that
+TimeoutStopSec={stop_timeout}
+KillMode=mixed
+Environment=PYTHONUNBUFFERED=1
+
+[Install]
+WantedBy=multi-user.target
+"""

@@ -1,0 +1,294 @@
+"""The job model and its validator: one set of rules for the CLI, config files and the console.
+
+Every refusal is a `ValidationError` naming the field and the accepted forms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from insect_console.errors import ValidationError
+
+SCHEDULE_TYPES = ("interval", "daily", "weekly")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_INTERVAL_RE = re.compile(r"(\d+)\s*([smhd]?)", re.IGNORECASE)
+_TIME_RE = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+INTERVAL_FORMS = "whole seconds such as 3600, or 90s, 15m, 1h, 1d"
+DAILY_FORMS = "HH:MM or HH:MM:SS, 24-hour, e.g. 02:00 or 14:30:15"
+WEEKLY_FORMS = "a weekday, full or three letters, optionally with a time, e.g. sunday or 'sun 03:00'"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job definition as a person writes it in the config. Run state lives elsewhere."""
+
+    name: str
+    command: str
+    schedule_type: str
+    schedule_time: str
+    enabled: bool = True
+    timeout: int | None = None
+    shell: bool = False
+    cwd: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> "Job":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config form: optional fields only when set."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "command": self.command,
+            "schedule_type": self.schedule_type,
+            "schedule_time": self.schedule_time,
+            "enabled": self.enabled,
+        }
+        if self.timeout is not None:
+            out["timeout"] = self.timeout
+        if self.shell:
+            out["shell"] = True
+        if self.cwd:
+            out["cwd"] = self.cwd
+        if self.env:
+            out["env"] = dict(self.env)
+        return out
+
+    @property
+    def when(self) -> "When":
+        return parse_schedule(self.schedule_type, self.schedule_time)
+
+    def argv(self) -> list[str]:
+        """The command as argv (without a shell), or for a shell job the `sh -c` form."""
+        if self.shell:
+            return ["/bin/sh", "-c", self.command]
+        return shlex.split(self.command)
+
+
+@dataclass(frozen=True)
+class When:
+    """A parsed schedule: every `seconds`, or at `at` (HH:MM:SS) daily or on `weekday`."""
+
+    kind: str
+    seconds: int | None = None
+    at: str | None = None
+    weekday: str | None = None
+
+    def describe(self) -> str:
+        """In words, short enough for a table cell: "every 1h", "daily 02:00", "Sun 00:00"."""
+        if self.kind == "interval":
+            return f"every {format_duration(self.seconds or 0)}"
+        at = self.at[:-3] if self.at and self.at.endswith(":00") else self.at
+        if self.kind == "daily":
+            return f"daily {at}"
+        return f"{(self.weekday or '').capitalize()[:3]} {at}"
+
+
+def format_duration(seconds: float) -> str:
+    """3600 -> "1h", 5400 -> "1h30m", 90 -> "1m30s", 45 -> "45s"."""
+    seconds = int(round(seconds))
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        value, seconds = divmod(seconds, size)
+        if value:
+            parts.append(f"{value}{unit}")
+    return "".join(parts[:2])
+
+
+def validate_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValidationError("name", "is empty; use 1-64 letters, digits, _ - or .")
+    if not _NAME_RE.fullmatch(name):
+        raise ValidationError(
+            "name",
+            f"{name!r} is not allowed; use 1-64 letters, digits, _ - or ., not starting with .",
+        )
+    return name
+
+
+_SHELL_HINT = "; run it through a shell with --shell (shell = true in the config)"
+
+
+def shell_syntax_in(command: str) -> str | None:
+    """The first piece of shell syntax outside quotes (`|`, `>`, `&&`, `$(`...), or None.
+
+    Without a shell such syntax would be passed to the program as literal arguments, which is
+    never what the author meant.
+    """
+    quote = ""
+    i = 0
+    word_start = True
+    while i < len(command):
+        c = command[i]
+        if quote == "'":
+            if c == "'":
+                quote = ""
+        elif c == "\\":
+            i += 2
+            word_start = False
+            continue
+        elif quote == '"':
+            if c == '"':
+                quote = ""
+            elif c == "`" or (c == "$" and i + 1 < len(command) and (command[i + 1] in "({" or command[i + 1].isalpha() or command[i + 1] == "_")):
+                return command[i : i + 2]
+        elif c in "'\"":
+            quote = c
+        elif c in "|&;<>()`":
+            j = i + 1
+            while j < len(command) and command[j] in "|&;<>" and j - i < 2:
+                j += 1
+            return command[i:j]
+        elif c == "$" and i + 1 < len(command) and (command[i + 1] in "({" or command[i + 1].isalpha() or command[i + 1] == "_"):
+            return command[i : i + 2]
+        elif c in "*?" or (c == "~" and word_start):
+            return c
+        word_start = c.isspace()
+        i += 1
+    return None
+
+
+def validate_command(command: Any, shell: bool) -> str:
+    if not isinstance(command, str) or not command.strip():
+        raise ValidationError("command", "is empty; give the program and its arguments")
+    if "\0" in command:
+        raise ValidationError("command", "contains a NUL byte")
+    if shell:
+        return command
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:
+        raise ValidationError("command", f"can't be split into arguments ({e})") from None
+    if not argv:
+        raise ValidationError("command", "is empty; give the program and its arguments")
+    syntax = shell_syntax_in(command)
+    if syntax:
+        raise ValidationError("command", f"uses shell syntax {syntax!r}{_SHELL_HINT}")
+    return command
+
+
+def _parse_time(text: str, field_name: str, forms: str) -> str:
+    m = _TIME_RE.fullmatch(text)
+    if not m:
+        raise ValidationError(field_name, f"{text!r} is not a time; use {forms}")
+    hour, minute, second = int(m[1]), int(m[2]), int(m[3] or 0)
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValidationError(field_name, f"{text!r} is out of range; use {forms}")
+    return f"{hour:02d}:{minute:02d}" + (f":{second:02d}" if m[3] is not None else "")
+
+
+def interval_seconds(text: str) -> int:
+    m = _INTERVAL_RE.fullmatch(text.strip())
+    if not m:
+        raise ValidationError("schedule_time", f"{text!r} is not an interval; use {INTERVAL_FORMS}")
+    seconds = int(m[1]) * _UNIT_SECONDS[m[2].lower()]
+    if seconds < 1:
+        raise ValidationError("schedule_time", f"{text!r} is too short; an interval is at least 1 second")
+    return seconds
+
+
+def normalize_schedule(schedule_type: Any, schedule_time: Any) -> tuple[str, str]:
+    """Check a schedule and return it in its stored form (e.g. daily "2:00" -> "02:00")."""
+    if not isinstance(schedule_type, str) or schedule_type.strip().lower() not in SCHEDULE_TYPES:
+        raise ValidationError("schedule_type", f"{schedule_type!r} is not one of interval, daily, weekly")
+    kind = schedule_type.strip().lower()
+    if isinstance(schedule_time, int) and not isinstance(schedule_time, bool) and kind == "interval":
+        schedule_time = str(schedule_time)
+    if not isinstance(schedule_time, str) or not schedule_time.strip():
+        forms = {"interval": INTERVAL_FORMS, "daily": DAILY_FORMS, "weekly": WEEKLY_FORMS}[kind]
+        raise ValidationError("schedule_time", f"is empty; use {forms}")
+    text = schedule_time.strip()
+    if kind == "interval":
+        interval_seconds(text)
+        return kind, text
+    if kind == "daily":
+        return kind, _parse_time(text, "schedule_time", DAILY_FORMS)
+    day, _, at = text.partition(" ")
+    weekday = _weekday(day)
+    if weekday is None:
+        raise ValidationError("schedule_time", f"{text!r} does not start with a weekday; use {WEEKLY_FORMS}")
+    at = at.strip()
+    return kind, weekday + (" " + _parse_time(at, "schedule_time", WEEKLY_FORMS) if at else "")
+
+
+def _weekday(text: str) -> str | None:
+    text = text.strip().lower()
+    for day in WEEKDAYS:
+        if text == day or text == day[:3]:
+            return day
+    return None
+
+
+def parse_schedule(schedule_type: str, schedule_time: str) -> When:
+    kind, text = normalize_schedule(schedule_type, schedule_time)
+    if kind == "interval":
+        return When(kind, seconds=interval_seconds(text))
+    if kind == "daily":
+        return When(kind, at=_with_seconds(text))
+    day, _, at = text.partition(" ")
+    return When(kind, at=_with_seconds(at or "00:00"), weekday=day)
+
+
+def _with_seconds(hhmm: str) -> str:
+    return hhmm if hhmm.count(":") == 2 else hhmm + ":00"
+
+
+def validate_timeout(timeout: Any) -> int | None:
+    if timeout is None or timeout == "":
+        return None
+    if isinstance(timeout, str) and timeout.strip().isdigit():
+        timeout = int(timeout.strip())
+    if isinstance(timeout, str):
+        try:
+            timeout = interval_seconds(timeout)
+        except ValidationError:
+            raise ValidationError("timeout", f"{timeout!r} is not a duration; use whole seconds ≥ 1 (or 90s, 15m, 2h)") from None
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise ValidationError("timeout", f"{timeout!r} is not a duration; use whole seconds ≥ 1")
+    return timeout
+
+
+def make_job(data: Mapping[str, Any]) -> Job:
+    """Build a valid Job from a mapping (a config table, CLI options or a form)."""
+    known = {f.name for f in dataclasses.fields(Job)}
+    unknown = sorted(set(data) - known - {"last_run", "last_status", "error_count"})
+    if unknown:
+        raise ValidationError(unknown[0], f"is not a job field; the fields are {', '.join(sorted(known))}")
+    name = validate_name(data.get("name"))
+    shell = data.get("shell", False)
+    if not isinstance(shell, bool):
+        raise ValidationError("shell", "must be true or false")
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ValidationError("enabled", "must be true or false")
+    command = validate_command(data.get("command"), shell)
+    kind, when = normalize_schedule(data.get("schedule_type"), data.get("schedule_time"))
+    cwd = data.get("cwd") or None
+    if cwd is not None and not isinstance(cwd, str):
+        raise ValidationError("cwd", "must be a directory path")
+    env = data.get("env") or {}
+    if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ValidationError("env", "must be a table of text values, e.g. env = { PATH = \"/usr/bin\" }")
+    if any(not k or "=" in k or "\0" in k or "\0" in v for k, v in env.items()):
+        raise ValidationError("env", "has a name that is empty or contains '=' or NUL")
+    return Job(
+        name=name,
+        command=command,
+        schedule_type=kind,
+        schedule_time=when,
+        enabled=enabled,
+        timeout=validate_timeout(data.get("timeout")),
+        shell=shell,
+        cwd=cwd,
+        env=dict(env),
+    )

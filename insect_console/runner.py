@@ -1,0 +1,320 @@
+"""Running one job: a subprocess in its own session, its output streamed, its tree ended on timeout.
+
+stdout and stderr are read together with a selector (no deadlock on big output), split into
+lines (a line without a newline is cut every `MAX_LINE` bytes, so a 100 MB line does not blow up
+memory), written to the run's output file and handed to a listener. The history record keeps
+only a bounded tail.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from insect_console import proctree
+from insect_console.jobs import Job, format_duration
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 64 * 1024
+STDERR_TAIL = 2048
+OutputListener = Callable[[str, list[str]], None]
+"""Called from the run's thread with a stream name ("stdout"/"stderr") and new lines."""
+
+
+@dataclass
+class RunOutcome:
+    status: str  # success | error | timeout | interrupted
+    exit_code: int | None
+    error: str | None
+    output: str
+    start: dt.datetime
+    end: dt.datetime
+    duration_s: float
+    pid: int | None
+
+
+class _Stream:
+    """One pipe: bytes in, whole lines out, with a bounded tail of what went through."""
+
+    def __init__(self, name: str, tail_limit: int) -> None:
+        self.name = name
+        self.pending = bytearray()
+        self.tail = bytearray()
+        self.tail_limit = tail_limit
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def feed(self, data: bytes, final: bool = False) -> list[bytes]:
+        self.pending += data
+        lines: list[bytes] = []
+        start = 0
+        while True:
+            nl = self.pending.find(b"\n", start)
+            if nl < 0:
+                break
+            lines.append(bytes(self.pending[start : nl + 1]))
+            start = nl + 1
+        del self.pending[:start]
+        while len(self.pending) >= MAX_LINE:
+            lines.append(bytes(self.pending[:MAX_LINE]))
+            del self.pending[:MAX_LINE]
+        if final and self.pending:
+            lines.append(bytes(self.pending))
+            self.pending.clear()
+        for line in lines:
+            self.tail += line
+        if len(self.tail) > self.tail_limit:
+            del self.tail[: len(self.tail) - self.tail_limit]
+        return lines
+
+    def tail_text(self) -> str:
+        text = bytes(self.tail).decode("utf-8", "replace")
+        return text
+
+
+class JobRun:
+    """One run of `job`. `execute()` blocks until it ends; `kill()` may be called from any thread."""
+
+    def __init__(
+        self,
+        job: Job,
+        *,
+        run_id: str,
+        timeout: float,
+        kill_grace: float,
+        output_file: Path | None = None,
+        tail_bytes: int = 65536,
+        on_output: OutputListener | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
+        self.job = job
+        self.run_id = run_id
+        self.timeout = timeout
+        self.kill_grace = kill_grace
+        self.output_file = output_file
+        self.tail_bytes = tail_bytes
+        self.on_output = on_output
+        self.base_dir = base_dir
+        self.pid: int | None = None
+        self.create_time: float | None = None
+        self.started = threading.Event()
+        self._kill_reason: tuple[str, str] | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        self._out_failed = False
+
+    # -- control from other threads --------------------------------------
+
+    def kill(self, status: str = "error", reason: str = "killed on request") -> None:
+        """End the run's whole tree; the run is recorded with `status` and `reason`."""
+        if self._kill_reason is None:
+            self._kill_reason = (status, reason)
+        try:
+            os.write(self._wake_w, b"k")
+        except OSError:
+            pass
+
+    # -- the run ---------------------------------------------------------
+
+    def execute(self, on_start: Callable[["JobRun"], None] | None = None) -> RunOutcome:
+        start = dt.datetime.now().astimezone()
+        t0 = time.monotonic()
+        try:
+            proc = self._spawn()
+        except OSError as e:
+            self.started.set()
+            if on_start:
+                on_start(self)
+            return self._outcome("error", None, self._spawn_error(e), "", start, t0)
+        self.pid = proc.pid
+        self.create_time = proctree.process_identity(proc.pid)
+        self.started.set()
+        if on_start:
+            on_start(self)
+        try:
+            status, error = self._pump(proc, t0)
+        finally:
+            for fd in (self._wake_r, self._wake_w):
+                os.close(fd)
+        stdout_tail = self._streams["stdout"].tail_text()
+        if status == "success" and proc.returncode != 0:
+            status, error = "error", self._exit_error(proc.returncode)
+        return self._outcome(status, proc.returncode, error, stdout_tail, start, t0)
+
+    def _spawn(self) -> subprocess.Popen:
+        env = dict(os.environ)
+        env.update(self.job.env)
+        env[proctree.MARKER_ENV] = self.run_id
+        env["INSECT_CONSOLE_JOB"] = self.job.name
+        cwd = self.job.cwd
+        if cwd and self.base_dir and not os.path.isabs(cwd):
+            cwd = str(self.base_dir / cwd)
+        self._cwd = cwd or (str(self.base_dir) if self.base_dir else None)
+        return subprocess.Popen(
+            self.job.argv(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self._cwd,
+            env=env,
+            start_new_session=True,
+            bufsize=0,
+        )
+
+    def _spawn_error(self, e: OSError) -> str:
+        if isinstance(e, FileNotFoundError) and self._cwd and e.filename == self._cwd:
+            return f"working directory not found: {self._cwd}"
+        program = self.job.argv()[0] if self.job.argv() else self.job.command
+        if isinstance(e, FileNotFoundError):
+            return f"command not found: {program}"
+        if isinstance(e, PermissionError):
+            return f"permission denied: {program}"
+        return f"can't start {program}: {e.strerror or e}"
+
+    def _exit_error(self, code: int) -> str:
+        if code < 0:
+            try:
+                reason = f"killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                reason = f"killed by signal {-code}"
+        else:
+            reason = f"exit status {code}"
+        err = self._streams["stderr"].tail_text().strip()
+        return f"{reason}: {err}" if err else reason
+
+    def _pump(self, proc: subprocess.Popen, t0: float) -> tuple[str, str | None]:
+        """Read both pipes until they close, enforcing the timeout; returns (status, error)."""
+        self._streams = {"stdout": _Stream("stdout", self.tail_bytes), "stderr": _Stream("stderr", STDERR_TAIL)}
+        out = self._open_output()
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+        sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        pidfd = _pidfd(proc.pid)
+        if pidfd is not None:
+            sel.register(pidfd, selectors.EVENT_READ, "exit")
+        deadline = t0 + self.timeout if self.timeout else None
+        open_pipes = 2
+        exited_at: float | None = None
+        status, error = "success", None
+        try:
+            while open_pipes:
+                now = time.monotonic()
+                if self._kill_reason is None and deadline is not None and now >= deadline:
+                    self._kill_reason = ("timeout", f"timed out after {format_seconds(self.timeout)}")
+                if self._kill_reason is not None and status == "success":
+                    status, error = self._kill_reason
+                    threading.Thread(
+                        target=proctree.end_run,
+                        args=(self.run_id, proc.pid, self.kill_grace, self.create_time),
+                        name=f"end-{self.job.name}",
+                        daemon=True,
+                    ).start()
+                    deadline = None
+                    exited_at = None
+                if exited_at is None and proc.poll() is not None:
+                    exited_at = now
+                if exited_at is not None and now - exited_at > 2.0:
+                    # the program has ended; something it left behind holds the pipes open
+                    log.warning("%s: pipes still open 2 s after exit; not waiting for its leftovers", self.job.name)
+                    break
+                timeout = None
+                if deadline is not None:
+                    timeout = max(0.0, deadline - now)
+                if exited_at is not None or pidfd is None:
+                    timeout = 0.25 if timeout is None else min(timeout, 0.25)
+                for key, _ in sel.select(timeout):
+                    if key.data == "wake":
+                        os.read(self._wake_r, 64)
+                    elif key.data == "exit":
+                        sel.unregister(pidfd)
+                        os.close(pidfd)
+                        pidfd = None
+                    else:
+                        data = os.read(key.fd, MAX_LINE)
+                        stream = self._streams[key.data]
+                        if not data:
+                            sel.unregister(key.fileobj)
+                            open_pipes -= 1
+                            self._deliver(stream, stream.feed(b"", final=True), out)
+                        else:
+                            self._deliver(stream, stream.feed(data), out)
+            proc.wait()
+        finally:
+            sel.close()
+            if pidfd is not None:
+                os.close(pidfd)
+            proc.stdout.close()
+            proc.stderr.close()
+            if out is not None:
+                try:
+                    out.close()
+                except OSError:
+                    pass
+        if status == "success" and self._kill_reason is not None:
+            status, error = self._kill_reason
+        return status, error
+
+    def _open_output(self):
+        if self.output_file is None:
+            return None
+        try:
+            self.output_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.output_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            return os.fdopen(fd, "wb", buffering=0)
+        except OSError as e:
+            log.error("%s: can't write output file %s: %s", self.job.name, self.output_file, e.strerror)
+            return None
+
+    def _deliver(self, stream: _Stream, lines: list[bytes], out) -> None:
+        if not lines:
+            return
+        if out is not None and not self._out_failed:
+            try:
+                out.write(b"".join(lines))
+            except OSError as e:
+                self._out_failed = True
+                log.error("%s: output file write failed (%s); output is still streamed", self.job.name, e.strerror)
+        if self.on_output is not None:
+            text = [line.decode("utf-8", "replace").rstrip("\n") for line in lines]
+            try:
+                self.on_output(stream.name, text)
+            except Exception:  # a listener must never break a run
+                log.exception("output listener failed")
+
+    def _outcome(self, status, exit_code, error, output, start, t0) -> RunOutcome:
+        duration = time.monotonic() - t0
+        return RunOutcome(
+            status=status,
+            exit_code=exit_code,
+            error=error,
+            output=output,
+            start=start,
+            end=start + dt.timedelta(seconds=duration),
+            duration_s=round(duration, 3),
+            pid=self.pid,
+        )
+
+
+def format_seconds(seconds: float) -> str:
+    return f"{int(seconds)} s" if float(seconds).is_integer() else f"{seconds:g} s"
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` exits (Linux ≥ 5.3), or None."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except OSError:
+        return None

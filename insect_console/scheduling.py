@@ -1,0 +1,105 @@
+"""Due times, computed by a private `schedule.Scheduler` on an injectable clock.
+
+The engine never calls `run_pending()` in a one-second loop: it asks `seconds_until_next()`,
+sleeps exactly that long (or until woken), then takes the jobs that are `due()`.
+
+Two corrections to `schedule`'s own behaviour:
+- interval jobs keep their grid: the next run is the previous due time plus the interval (not
+  "now" plus the interval), so lateness never accumulates; missed periods are skipped, not
+  caught up one by one;
+- `"sunday"` means Sunday 00:00, not the time of day the daemon happened to start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Iterable
+
+import schedule
+
+from insect_console.clock import Clock, SystemClock, use_clock
+from insect_console.jobs import Job, When
+
+log = logging.getLogger(__name__)
+
+
+class GridJob(schedule.Job):
+    """A `schedule.Job` whose interval runs stay on the grid of their first due time."""
+
+    def _schedule_next_run(self) -> None:
+        if self.at_time is None and self.start_day is None and self.next_run is not None:
+            period = dt.timedelta(**{self.unit: self.interval})
+            now = schedule.datetime.datetime.now()  # the injected clock, see clock.use_clock
+            following = self.next_run + period
+            if following <= now:
+                missed = (now - self.next_run) // period
+                following = self.next_run + period * missed
+                if following <= now:
+                    following += period
+            self.next_run = following
+            return
+        super()._schedule_next_run()
+
+
+class _PrivateScheduler(schedule.Scheduler):
+    def every(self, interval: int = 1) -> GridJob:
+        return GridJob(interval, self)
+
+
+class JobScheduler:
+    """Which job is due when. Holds no processes and no threads: the engine drives it."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
+        self._scheduler = _PrivateScheduler()
+        self._entries: dict[str, tuple[When, GridJob]] = {}
+        self._due: list[str] = []
+
+    def _ctx(self):
+        return use_clock(self.clock)
+
+    def sync(self, jobs: Iterable[Job]) -> None:
+        """Schedule the enabled jobs; a job whose schedule did not change keeps its next run."""
+        wanted: dict[str, When] = {job.name: job.when for job in jobs if job.enabled}
+        with self._ctx():
+            for name in list(self._entries):
+                if name not in wanted or self._entries[name][0] != wanted[name]:
+                    self._scheduler.cancel_job(self._entries.pop(name)[1])
+            for name, when in wanted.items():
+                if name not in self._entries:
+                    self._entries[name] = (when, self._build(name, when))
+
+    def _build(self, name: str, when: When) -> GridJob:
+        if when.kind == "interval":
+            job = self._scheduler.every(when.seconds).seconds
+        elif when.kind == "daily":
+            job = self._scheduler.every().day.at(when.at)
+        else:
+            job = getattr(self._scheduler.every(), when.weekday).at(when.at)
+        return job.do(self._due.append, name).tag(name)
+
+    def next_run(self, name: str) -> dt.datetime | None:
+        entry = self._entries.get(name)
+        return entry[1].next_run if entry else None
+
+    def seconds_until_next(self) -> float | None:
+        """Seconds until the earliest due time (≤ 0 when something is due), None if nothing is scheduled."""
+        runs = [job.next_run for _, job in self._entries.values() if job.next_run is not None]
+        if not runs:
+            return None
+        return (min(runs) - self.clock.now()).total_seconds()
+
+    def due(self) -> list[str]:
+        """Names of the jobs due now, each once, and their next runs moved on."""
+        self._due.clear()
+        with self._ctx():
+            self._scheduler.run_pending()
+        return list(dict.fromkeys(self._due))
+
+    def reschedule_all(self) -> None:
+        """Recompute every next run from the current clock (after a wall-clock jump)."""
+        with self._ctx():
+            for name, (when, job) in list(self._entries.items()):
+                self._scheduler.cancel_job(job)
+                self._entries[name] = (when, self._build(name, when))
