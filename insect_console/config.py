@@ -229,8 +229,10 @@ class ConfigStore:
 
     def update(self, change: Callable[[Config], Config], state: Mapping[str, Any] | None = None) -> Config:
         """Read, change and write the config under the config lock: no update is ever lost."""
+        if not self.path.exists():
+            self._create_default()
         with locked(self.lock_path):
-            current = self.load(create=True)
+            current = self.load(create=False)
             new = change(current)
             if new is not current:
                 atomic_write(self.path, self.render(new, state))

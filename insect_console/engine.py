@@ -104,7 +104,7 @@ class Engine:
         self._take_scheduler_lock()
         self._seed_legacy_state()
         self.recover_interrupted()
-        self.scheduler.sync(self.config.jobs)
+        self.scheduler.sync(self.config.jobs, anchors=self._last_runs())
         self._pool = ThreadPoolExecutor(max_workers=self.settings.max_parallel, thread_name_prefix="run")
         self._watcher = FileWatcher(self.store.path.parent, {self.store.path.name}, lambda _name: self.request_reload())
         self._watching = self._watcher.start()
@@ -296,6 +296,25 @@ class Engine:
         active.run.kill("error", "killed on request")
         return True
 
+    # -- config changes (the console's forms); the file is written under its lock ------
+
+    def add_job(self, job: Job) -> None:
+        self.store.add_job(job)
+        self.reload()
+
+    def replace_job(self, name: str, job: Job) -> None:
+        """Change a job in place; a running job keeps running, the change applies to its next run."""
+        self.store.replace_job(name, job)
+        self.reload()
+
+    def remove_job(self, name: str) -> None:
+        self.store.remove_job(name)
+        self.reload()
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        self.store.set_enabled(name, enabled)
+        self.reload()
+
     def active_runs(self) -> dict[str, ActiveRun]:
         with self._lock:
             return dict(self._active)
@@ -460,6 +479,16 @@ class Engine:
             log.warning("%s: run %s recorded as interrupted", record["job_name"], run_id)
             records.append(record)
         return records
+
+    def _last_runs(self) -> dict[str, dt.datetime]:
+        """Last start time per job (naive local), so interval grids carry over a restart."""
+        out = {}
+        for name, js in self.state.read()["jobs"].items():
+            try:
+                out[name] = dt.datetime.fromisoformat(js["last_run"]).astimezone().replace(tzinfo=None)
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
 
     def _seed_legacy_state(self) -> None:
         legacy = self.store.legacy_state()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import schedule
 
@@ -31,15 +31,16 @@ class GridJob(schedule.Job):
         if self.at_time is None and self.start_day is None and self.next_run is not None:
             period = dt.timedelta(**{self.unit: self.interval})
             now = schedule.datetime.datetime.now()  # the injected clock, see clock.use_clock
-            following = self.next_run + period
-            if following <= now:
-                missed = (now - self.next_run) // period
-                following = self.next_run + period * missed
-                if following <= now:
-                    following += period
-            self.next_run = following
+            self.next_run = _next_on_grid(self.next_run, period, now)
             return
         super()._schedule_next_run()
+
+
+def _next_on_grid(anchor: dt.datetime, period: dt.timedelta, now: dt.datetime) -> dt.datetime:
+    """The first `anchor + k * period` after `now` (k ≥ 1); an anchor in the future is used as is."""
+    if anchor > now:
+        return min(anchor, now + period)
+    return anchor + period * ((now - anchor) // period + 1)
 
 
 class _PrivateScheduler(schedule.Scheduler):
@@ -59,8 +60,12 @@ class JobScheduler:
     def _ctx(self):
         return use_clock(self.clock)
 
-    def sync(self, jobs: Iterable[Job]) -> None:
-        """Schedule the enabled jobs; a job whose schedule did not change keeps its next run."""
+    def sync(self, jobs: Iterable[Job], anchors: Mapping[str, dt.datetime] | None = None) -> None:
+        """Schedule the enabled jobs; a job whose schedule did not change keeps its next run.
+
+        `anchors` (last start per job) put a new interval job back on the grid of its last run,
+        so a restart does not push it a whole interval later: next = anchor + k * interval.
+        """
         wanted: dict[str, When] = {job.name: job.when for job in jobs if job.enabled}
         with self._ctx():
             for name in list(self._entries):
@@ -68,7 +73,11 @@ class JobScheduler:
                     self._scheduler.cancel_job(self._entries.pop(name)[1])
             for name, when in wanted.items():
                 if name not in self._entries:
-                    self._entries[name] = (when, self._build(name, when))
+                    job = self._build(name, when)
+                    anchor = (anchors or {}).get(name)
+                    if when.kind == "interval" and anchor is not None:
+                        job.next_run = _next_on_grid(anchor, dt.timedelta(seconds=when.seconds or 1), self.clock.now())
+                    self._entries[name] = (when, job)
 
     def _build(self, name: str, when: When) -> GridJob:
         if when.kind == "interval":
