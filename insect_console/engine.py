@@ -105,6 +105,7 @@ class Engine:
         self._seed_legacy_state()
         self.recover_interrupted()
         self.scheduler.sync(self.config.jobs, anchors=self._last_runs())
+        self._update_state(self._publish_next_runs)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.max_parallel, thread_name_prefix="run")
         self._watcher = FileWatcher(self.store.path.parent, {self.store.path.name}, lambda _name: self.request_reload())
         self._watching = self._watcher.start()
@@ -217,6 +218,8 @@ class Engine:
         if config != self.config:
             self.config = config
             self.scheduler.sync(config.jobs)
+            if self.running:
+                self._update_state(self._publish_next_runs)
             log.info("config reloaded: %d jobs", len(config.jobs))
         self.events.emit(ConfigReloaded())
 
@@ -268,6 +271,7 @@ class Engine:
             js = state["jobs"].setdefault(job.name, {})
             js["skipped"] = js.get("skipped", 0) + 1
             js["last_skipped"] = record["start_time"]
+            self._publish_next_runs(state)
 
         self._update_state(count)
         self.events.emit(RunSkipped(job.name, reason))
@@ -369,7 +373,12 @@ class Engine:
                 "output_file": str(output_file),
                 "trigger": trigger,
             }
-            self._update_state(lambda s: s["running"].__setitem__(active.run_id, entry))
+            def mark(state: dict[str, Any]) -> None:
+                state["running"][active.run_id] = entry
+                if self.running:
+                    self._publish_next_runs(state)
+
+            self._update_state(mark)
             self.events.emit(RunStarted(active.run_id, job.name, trigger, entry["start_time"], r.pid, str(output_file)))
             log.info("%s: started (%s, pid %s)", job.name, trigger, r.pid)
 
@@ -480,6 +489,14 @@ class Engine:
             records.append(record)
         return records
 
+    def _publish_next_runs(self, state: dict[str, Any]) -> None:
+        """Put the scheduler's next runs in the state, for `list` and other processes to show."""
+        state["next_runs"] = {
+            job.name: when.isoformat(timespec="seconds")
+            for job in self.config.jobs
+            if (when := self.scheduler.next_run(job.name)) is not None
+        }
+
     def _last_runs(self) -> dict[str, dt.datetime]:
         """Last start time per job (naive local), so interval grids carry over a restart."""
         out = {}
@@ -507,10 +524,17 @@ class Engine:
         """One entry per job: the spec's `get_job_status` fields plus running details."""
         state = self.state.read()
         running = {entry.get("job_name"): entry for entry in state["running"].values()}
+        anchors = self._last_runs()
+        published = state.get("next_runs", {}) if not self.running and scheduler_pid(self.store) is not None else None
         out = []
         for job in self.config.jobs:
             js = state["jobs"].get(job.name, {})
-            next_run = self.scheduler.next_run(job.name) if self.running else next_run_preview(job, self.clock)
+            if self.running:
+                next_run = self.scheduler.next_run(job.name)
+            elif published is not None:
+                next_run = _parse_local(published.get(job.name)) if job.enabled else None
+            else:
+                next_run = next_run_preview(job, self.clock, anchors)
             run = running.get(job.name)
             out.append(
                 {
@@ -530,12 +554,12 @@ class Engine:
         return out
 
 
-def next_run_preview(job: Job, clock: Clock | None = None) -> dt.datetime | None:
+def next_run_preview(job: Job, clock: Clock | None = None, anchors: dict[str, dt.datetime] | None = None) -> dt.datetime | None:
     """When `job` would next run if a scheduler started now (for `list` without a daemon)."""
     if not job.enabled:
         return None
     preview = JobScheduler(clock)
-    preview.sync([job])
+    preview.sync([job], anchors=anchors)
     return preview.next_run(job.name)
 
 
@@ -559,6 +583,13 @@ def scheduler_pid(store: ConfigStore) -> int | None:
 
 def new_run_id() -> str:
     return f"{dt.datetime.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _parse_local(iso: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(iso) if iso else None
+    except ValueError:
+        return None
 
 
 def _hhmmss(when: dt.datetime | None) -> str:
