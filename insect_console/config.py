@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import tomli_w
 
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
-from insect_console.fileio import atomic_write, locked
+from insect_console.fileio import atomic_write, check_private_file, locked
 from insect_console.jobs import Job, make_job
 
 DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
@@ -34,6 +34,9 @@ class Settings:
     failure_threshold: int = 3
     notify_command: str = ""
     output_tail_bytes: int = 65536
+    history_keep_days: int = 365
+    output_keep_days: int = 30
+    output_max_mb: int = 1024
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
@@ -133,7 +136,10 @@ class ConfigStore:
                 raise ConfigError(f"{self.display_path}: no such config file")
             self._create_default()
         try:
+            check_private_file(self.path, "config file")
             raw = self.path.read_bytes()
+        except PermissionError as e:
+            raise ConfigError(str(e)) from None
         except OSError as e:
             raise ConfigError(f"{self.display_path}: can't read: {e.strerror}") from None
         return self.parse(raw)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from insect_console import history, notify, proctree
+from insect_console import history, notify, proctree, retention
 from insect_console.clock import Clock, SystemClock
 from insect_console.config import Config, ConfigStore, DEFAULT_CONFIG_PATH, Settings
 from insect_console.errors import AlreadyRunning, ConfigError, SchedulerRunning
@@ -32,7 +32,7 @@ from insect_console.events import (
     RunSkipped,
     RunStarted,
 )
-from insect_console.fileio import locked
+from insect_console.fileio import ensure_private_dir, locked
 from insect_console.jobs import Job
 from insect_console.runner import JobRun, RunOutcome
 from insect_console.scheduling import JobScheduler
@@ -43,7 +43,7 @@ log = logging.getLogger("insect_console.engine")
 
 MAX_SLEEP = 30.0
 """Longest single sleep of the loop, so a wall-clock change is noticed within this time."""
-CLOCK_JUMP = 60.0
+CLOCK_JUMP = 5.0
 """A difference between wall-clock and monotonic time larger than this counts as a clock jump."""
 
 
@@ -111,13 +111,14 @@ class Engine:
         self._watching = self._watcher.start()
         if not self._watching:
             log.info("inotify unavailable: checking the config for changes every second")
+        self._pruned_on: dt.date | None = None
         self._loop_thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._loop_thread.start()
         log.info("scheduler started: %d jobs (%d enabled), config %s", len(self.config.jobs), sum(j.enabled for j in self.config.jobs), self.store.display_path)
 
     def _take_scheduler_lock(self) -> None:
         path = self.store.runtime_dir / "scheduler.lock"
-        self.store.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(self.store.runtime_dir)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -180,6 +181,9 @@ class Engine:
             last_wall, last_mono = wall, mono
             if abs(jump) > CLOCK_JUMP:
                 self._on_clock_jump(jump)
+            if self._pruned_on != wall.date():
+                self._pruned_on = wall.date()
+                threading.Thread(target=self.prune_logs, name="prune", daemon=True).start()
             if self._reload_requested or (not self._watching and self._mtime() != self._config_mtime):
                 self.reload()
             try:
@@ -193,10 +197,29 @@ class Engine:
                 wait = min(wait, 1.0)
             self.clock.wait(self._wake, wait)
 
+    def prune_logs(self) -> None:
+        """Apply the retention settings to the log directory (runs in progress are kept)."""
+        protected = {a.output_file for a in self.active_runs().values() if a.output_file}
+        protected |= {e.get("output_file") for e in self.state.read()["running"].values() if e.get("output_file")}
+        s = self.settings
+        try:
+            retention.prune(
+                self.log_dir,
+                today=self.clock.now().date(),
+                history_keep_days=s.history_keep_days,
+                output_keep_days=s.output_keep_days,
+                output_max_bytes=s.output_max_mb * 1024 * 1024,
+                protected=protected,
+            )
+        except Exception:
+            log.exception("pruning the logs failed")
+
     def _on_clock_jump(self, seconds: float) -> None:
-        log.warning("wall clock jumped %+.0f s; recomputing next runs", seconds)
-        if seconds < 0:
-            self.scheduler.reschedule_all()
+        rule = "fixed-time jobs reset" if abs(seconds) > 3 * 3600 else ("missed fixed times run once" if seconds > 0 else "no fixed time runs twice")
+        log.warning("wall clock jumped %+.1f s; interval jobs keep their spacing, %s", seconds, rule)
+        self.scheduler.on_clock_jump(seconds)
+        if self.running:
+            self._update_state(self._publish_next_runs)
         self.events.emit(ClockJumped(seconds))
 
     def _mtime(self) -> int | None:

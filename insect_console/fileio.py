@@ -11,13 +11,44 @@ from pathlib import Path
 from typing import Iterator
 
 
+def ensure_private_dir(directory: Path) -> None:
+    """Create `directory` and any missing parents as 0700 (logs and locks are nobody else's)."""
+    if directory.is_dir():
+        return
+    missing = []
+    for parent in [directory, *directory.parents]:
+        if parent.exists():
+            break
+        missing.append(parent)
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+
+
+def check_private_file(path: Path, what: str) -> None:
+    """Refuse a file others could have written (as cron refuses such crontabs).
+
+    Raises PermissionError with a one-line message saying how to fix it.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    if st.st_uid != os.geteuid():
+        raise PermissionError(f"{path}: the {what} is owned by uid {st.st_uid}, not by you (uid {os.geteuid()}); refusing to use it (chown it to yourself)")
+    if st.st_mode & 0o022:
+        raise PermissionError(f"{path}: the {what} is writable by group or others; refusing to use it (fix: chmod 600 {path})")
+
+
 @contextlib.contextmanager
 def locked(lock_path: Path, *, blocking: bool = True) -> Iterator[int]:
     """Hold an exclusive `flock` on `lock_path` (created 0600) for the block.
 
     With `blocking=False`, raises BlockingIOError at once when another holder has it.
     """
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(lock_path.parent)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -28,7 +59,7 @@ def locked(lock_path: Path, *, blocking: bool = True) -> Iterator[int]:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `data` so readers see the old or the new file, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -65,7 +96,7 @@ def append_line(path: Path, line: bytes, mode: int = 0o600) -> None:
     O_APPEND makes each write land at the end as one piece, so several processes can append
     to the same file without interleaving their records.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
     try:
         view = memoryview(line)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from insect_console import proctree
+from insect_console.fileio import ensure_private_dir
 from insect_console.jobs import Job, format_duration
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ class JobRun:
         if self.output_file is None:
             return None
         try:
-            self.output_file.parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(self.output_file.parent)
             fd = os.open(self.output_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
             return os.fdopen(fd, "wb", buffering=0)
         except OSError as e:

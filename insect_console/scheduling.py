@@ -24,6 +24,10 @@ from insect_console.jobs import Job, When
 log = logging.getLogger(__name__)
 
 
+RESET_JUMP = 3 * 3600
+"""A wall-clock jump larger than this resets fixed-time jobs instead of catching up (cronie's rule)."""
+
+
 class GridJob(schedule.Job):
     """A `schedule.Job` whose interval runs stay on the grid of their first due time."""
 
@@ -106,9 +110,21 @@ class JobScheduler:
             self._scheduler.run_pending()
         return list(dict.fromkeys(self._due))
 
-    def reschedule_all(self) -> None:
-        """Recompute every next run from the current clock (after a wall-clock jump)."""
+    def on_clock_jump(self, seconds: float) -> None:
+        """Adjust next runs after the wall clock jumped by `seconds` (NTP fixing a Pi's clock).
+
+        The rule (after cronie's): interval jobs count elapsed time, so their grid moves with
+        the jump and they neither run early nor stall. Fixed-time jobs: after a jump of at most
+        `RESET_JUMP` forward, times that were jumped over run once; backward, times already
+        run are not run again (their next run stays where it was). A larger jump either way
+        resets them to their next time on the new clock, with no catch-up.
+        """
+        shift = dt.timedelta(seconds=seconds)
         with self._ctx():
             for name, (when, job) in list(self._entries.items()):
-                self._scheduler.cancel_job(job)
-                self._entries[name] = (when, self._build(name, when))
+                if when.kind == "interval":
+                    if job.next_run is not None:
+                        job.next_run += shift
+                elif abs(seconds) > RESET_JUMP:
+                    self._scheduler.cancel_job(job)
+                    self._entries[name] = (when, self._build(name, when))

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from insect_console.fileio import atomic_write, locked
+from insect_console.errors import ConfigError
+from insect_console.fileio import atomic_write, check_private_file, locked
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +44,10 @@ class StateStore:
         return state
 
     def _read_file(self) -> dict[str, Any]:
+        try:
+            check_private_file(self.path, "state file")
+        except PermissionError as e:
+            raise ConfigError(str(e)) from None
         try:
             data = json.loads(self.path.read_bytes())
             if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict) or not isinstance(data.get("running"), dict):

@@ -1,0 +1,110 @@
+"""Bounded logs: old history files and run outputs are pruned so an SD card never fills up.
+
+Runs at scheduler start and once a day. Never touches today's history file or the output of a
+run in progress. Defaults (a year of history, 30 days and at most 1 GiB of run output) fit a
+16 GB card beside the station's own data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from insect_console.history import history_files
+
+log = logging.getLogger("insect_console.retention")
+
+_DAY_DIR = re.compile(r"\d{8}")
+
+
+@dataclass
+class PruneReport:
+    history_files: int = 0
+    output_files: int = 0
+    bytes_freed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.history_files or self.output_files)
+
+
+def prune(log_dir: Path, *, today: dt.date, history_keep_days: int, output_keep_days: int, output_max_bytes: int, protected: set[str] | frozenset[str] = frozenset()) -> PruneReport:
+    report = PruneReport()
+    oldest_history = today - dt.timedelta(days=history_keep_days - 1)
+    for day, path in history_files(log_dir):
+        if day < oldest_history and day != today:
+            report.bytes_freed += _remove(path)
+            report.history_files += 1
+
+    output_root = log_dir / "output"
+    oldest_output = today - dt.timedelta(days=output_keep_days - 1)
+    files: list[tuple[str, float, int, Path]] = []
+    for day_dir in sorted(_day_dirs(output_root)):
+        try:
+            day = dt.datetime.strptime(day_dir.name, "%Y%m%d").date()
+        except ValueError:
+            continue
+        for entry in os.scandir(day_dir):
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            path = Path(entry.path)
+            if str(path) in protected:
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if day < oldest_output:
+                report.bytes_freed += _remove(path)
+                report.output_files += 1
+            else:
+                files.append((day_dir.name, st.st_mtime, st.st_size, path))
+    total = sum(size for _, _, size, _ in files)
+    for _, _, size, path in sorted(files):
+        if total <= output_max_bytes:
+            break
+        _remove(path)
+        total -= size
+        report.bytes_freed += size
+        report.output_files += 1
+    for day_dir in _day_dirs(output_root):
+        if day_dir.name != f"{today:%Y%m%d}":
+            try:
+                day_dir.rmdir()  # only when empty
+            except OSError:
+                pass
+    if report:
+        log.info(
+            "pruned %d history file(s) and %d run output file(s), %.1f MB freed",
+            report.history_files,
+            report.output_files,
+            report.bytes_freed / 1e6,
+        )
+    return report
+
+
+def _day_dirs(root: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(root) if e.is_dir(follow_symlinks=False) and _DAY_DIR.fullmatch(e.name)]
+    except OSError:
+        return []
+
+
+def _remove(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+        path.unlink()
+        return size
+    except FileNotFoundError:
+        return 0
+    except OSError as e:
+        log.warning("can't remove %s: %s", path, e.strerror)
+        return 0
+
+
+def disk_free(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
