@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import queue
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("scheduler", "run the scheduler: the console, or headless with --no-ui (for systemd)")
     p.add_argument("--no-ui", action="store_true", help="no console: log to stderr (for systemd)")
 
-    p = cmd("run-job", "run a job now in the foreground and show its output")
+    p = cmd("run-job", "run a job now and show its output (through the daemon when one runs)")
     p.add_argument("name")
+    p.add_argument("--local", action="store_true", help="run it in this process even when a daemon runs")
 
     p = cmd("list", "list the jobs with their next and last runs")
     p.add_argument("--json", action="store_true", help="the spec's get_job_status structure as JSON")
@@ -148,6 +150,20 @@ def cmd_run_job(args, config: str) -> int:
 
     engine = Engine(config)
     job = engine.config.job(args.name)
+    if not args.local:
+        from insect_console.control import connect_to_daemon
+
+        events: "queue.Queue" = queue.Queue()
+        client = connect_to_daemon(
+            engine.store.runtime_dir,
+            on_event=lambda e: events.put(e) if getattr(e, "job_name", None) == job.name else None,
+            on_close=lambda: events.put(None),
+        )
+        if client is not None:
+            try:
+                return _run_via_daemon(client, job.name, events)
+            finally:
+                client.close()
 
     def show(stream: str, lines: list[str]) -> None:
         out = sys.stdout if stream == "stdout" else sys.stderr
@@ -161,6 +177,34 @@ def cmd_run_job(args, config: str) -> int:
     detail = f" ({record['error']})" if record.get("error") else ""
     print(f"{job.name}: {record['status']} in {record.get('duration_s') or 0:.1f} s{detail}", file=sys.stderr)
     return EXIT_FOR_STATUS.get(record["status"], 1)
+
+
+def _run_via_daemon(client, name: str, events: "queue.Queue") -> int:
+    """Ask the daemon to run `name` (so its overlap rule holds) and stream the run's output."""
+    from insect_console.errors import AlreadyRunning
+    from insect_console.events import OutputLines, RunFinished
+
+    client.call("subscribe")
+    try:
+        run_id = client.call("run", job=name)["run_id"]
+    except AlreadyRunning as e:
+        raise UserError(str(e), exit_code=75) from None
+    while True:
+        event = events.get()
+        if event is None:
+            print(f"{name}: the daemon went away during the run; see `insect-console history`", file=sys.stderr)
+            return 1
+        if getattr(event, "run_id", None) != run_id:
+            continue
+        if isinstance(event, OutputLines):
+            out = sys.stdout if event.stream == "stdout" else sys.stderr
+            out.write("\n".join(event.lines) + "\n")
+            out.flush()
+        elif isinstance(event, RunFinished):
+            record = event.record
+            detail = f" ({record['error']})" if record.get("error") else ""
+            print(f"{name}: {record['status']} in {record.get('duration_s') or 0:.1f} s (run by the daemon){detail}", file=sys.stderr)
+            return EXIT_FOR_STATUS.get(record["status"], 1)
 
 
 def cmd_list(args, config: str) -> int:

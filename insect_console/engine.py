@@ -21,6 +21,7 @@ from typing import Any, Callable
 from insect_console import history, notify, proctree, retention
 from insect_console.clock import Clock, SystemClock
 from insect_console.config import Config, ConfigStore, DEFAULT_CONFIG_PATH, Settings
+from insect_console.control import ControlServer, socket_path
 from insect_console.errors import AlreadyRunning, ConfigError, SchedulerRunning
 from insect_console.events import (
     ClockJumped,
@@ -76,6 +77,7 @@ class Engine:
         self._pool: ThreadPoolExecutor | None = None
         self._loop_thread: threading.Thread | None = None
         self._scheduler_lock: int | None = None
+        self._control: ControlServer | None = None
         self._watcher: FileWatcher | None = None
         self._config_mtime = self._mtime()
         self._history_failed = False
@@ -114,6 +116,12 @@ class Engine:
         self._pruned_on: dt.date | None = None
         self._loop_thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._loop_thread.start()
+        self._control = ControlServer(self, socket_path(self.store.runtime_dir))
+        try:
+            self._control.start()
+        except OSError as e:
+            log.error("no control socket (%s): consoles and run-job can't attach", e.strerror)
+            self._control = None
         log.info("scheduler started: %d jobs (%d enabled), config %s", len(self.config.jobs), sum(j.enabled for j in self.config.jobs), self.store.display_path)
 
     def _take_scheduler_lock(self) -> None:
@@ -152,6 +160,9 @@ class Engine:
             self._active.clear()
         if self._watcher is not None:
             self._watcher.stop()
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
         if self._scheduler_lock is not None:
             os.close(self._scheduler_lock)
             self._scheduler_lock = None
