@@ -241,8 +241,19 @@ class ConfigStore:
             current = self.load(create=False)
             new = change(current)
             if new is not current:
-                atomic_write(self.path, self.render(new, state))
+                atomic_write(self.path, self.render(new, state if state is not None else self._run_state()))
             return new
+
+    def _run_state(self) -> dict[str, Any] | None:
+        """For a spec-format JSON config: the run state to write into it (the state file's, else the file's own)."""
+        if not self.is_json:
+            return None
+        merged = self.legacy_state()
+        try:
+            merged.update(json.loads(self.state_path.read_bytes()).get("jobs", {}))
+        except (OSError, ValueError, AttributeError):
+            pass
+        return merged
 
     def _create_default(self) -> None:
         with locked(self.lock_path):

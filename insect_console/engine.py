@@ -81,6 +81,7 @@ class Engine:
         self._watcher: FileWatcher | None = None
         self._config_mtime = self._mtime()
         self._history_failed = False
+        self._legacy_state = self.store.legacy_state()  # run state inside a spec-format JSON config
 
     # -- properties -------------------------------------------------------
 
@@ -252,6 +253,7 @@ class Engine:
         if config != self.config:
             self.config = config
             self.scheduler.sync(config.jobs)
+            self._wake.set()  # a new or moved job may be due before the loop's current sleep ends
             if self.running:
                 self._update_state(self._publish_next_runs)
             log.info("config reloaded: %d jobs", len(config.jobs))
@@ -534,7 +536,7 @@ class Engine:
     def _last_runs(self) -> dict[str, dt.datetime]:
         """Last start time per job (naive local), so interval grids carry over a restart."""
         out = {}
-        for name, js in self.state.read()["jobs"].items():
+        for name, js in {**self._legacy_state, **self.state.read()["jobs"]}.items():
             try:
                 out[name] = dt.datetime.fromisoformat(js["last_run"]).astimezone().replace(tzinfo=None)
             except (KeyError, TypeError, ValueError):
@@ -562,7 +564,7 @@ class Engine:
         published = state.get("next_runs", {}) if not self.running and scheduler_pid(self.store) is not None else None
         out = []
         for job in self.config.jobs:
-            js = state["jobs"].get(job.name, {})
+            js = state["jobs"].get(job.name) or self._legacy_state.get(job.name, {})
             if self.running:
                 next_run = self.scheduler.next_run(job.name)
             elif published is not None:

@@ -206,6 +206,7 @@ class JobRun:
         deadline = t0 + self.timeout if self.timeout else None
         open_pipes = 2
         exited_at: float | None = None
+        killer: threading.Thread | None = None
         status, error = "success", None
         try:
             while open_pipes:
@@ -214,12 +215,13 @@ class JobRun:
                     self._kill_reason = ("timeout", f"timed out after {format_seconds(self.timeout)}")
                 if self._kill_reason is not None and status == "success":
                     status, error = self._kill_reason
-                    threading.Thread(
+                    killer = threading.Thread(
                         target=proctree.end_run,
                         args=(self.run_id, proc.pid, self.kill_grace, self.create_time),
                         name=f"end-{self.job.name}",
                         daemon=True,
-                    ).start()
+                    )
+                    killer.start()
                     deadline = None
                     exited_at = None
                 if exited_at is None and proc.poll() is not None:
@@ -250,6 +252,9 @@ class JobRun:
                         else:
                             self._deliver(stream, stream.feed(data), out)
             proc.wait()
+            if killer is not None:
+                # the run ends when every process of it is gone, not just the first one
+                killer.join(self.kill_grace + 10)
         finally:
             sel.close()
             if pidfd is not None:

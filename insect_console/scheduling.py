@@ -13,7 +13,9 @@ Two corrections to `schedule`'s own behaviour:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import threading
 from typing import Iterable, Mapping
 
 import schedule
@@ -60,10 +62,20 @@ class JobScheduler:
         self._scheduler = _PrivateScheduler()
         self._entries: dict[str, tuple[When, GridJob]] = {}
         self._due: list[str] = []
+        self._lock = threading.RLock()  # the loop thread and a console's reload both use it
 
     def _ctx(self):
         return use_clock(self.clock)
 
+    def _locked(method):  # noqa: N805 - a decorator used in this class body only
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            with self._lock:
+                return method(self, *args, **kwargs)
+
+        return wrapper
+
+    @_locked
     def sync(self, jobs: Iterable[Job], anchors: Mapping[str, dt.datetime] | None = None) -> None:
         """Schedule the enabled jobs; a job whose schedule did not change keeps its next run.
 
@@ -92,10 +104,12 @@ class JobScheduler:
             job = getattr(self._scheduler.every(), when.weekday).at(when.at)
         return job.do(self._due.append, name).tag(name)
 
+    @_locked
     def next_run(self, name: str) -> dt.datetime | None:
         entry = self._entries.get(name)
         return entry[1].next_run if entry else None
 
+    @_locked
     def seconds_until_next(self) -> float | None:
         """Seconds until the earliest due time (≤ 0 when something is due), None if nothing is scheduled."""
         runs = [job.next_run for _, job in self._entries.values() if job.next_run is not None]
@@ -103,6 +117,7 @@ class JobScheduler:
             return None
         return (min(runs) - self.clock.now()).total_seconds()
 
+    @_locked
     def due(self) -> list[str]:
         """Names of the jobs due now, each once, and their next runs moved on."""
         self._due.clear()
@@ -110,6 +125,7 @@ class JobScheduler:
             self._scheduler.run_pending()
         return list(dict.fromkeys(self._due))
 
+    @_locked
     def on_clock_jump(self, seconds: float) -> None:
         """Adjust next runs after the wall clock jumped by `seconds` (NTP fixing a Pi's clock).
 
