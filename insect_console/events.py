@@ -71,7 +71,14 @@ class ClockJumped:
     seconds: float
 
 
-Event = RunStarted | OutputLines | RunFinished | RunSkipped | Notification | ConfigReloaded | ClockJumped
+@dataclass(frozen=True)
+class DaemonLost:
+    """An attached console lost its daemon (it stopped or crashed)."""
+
+    reason: str
+
+
+Event = RunStarted | OutputLines | RunFinished | RunSkipped | Notification | ConfigReloaded | ClockJumped | DaemonLost
 Listener = Callable[[Event], None]
 
 
