@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import queue
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -170,8 +171,19 @@ def cmd_run_job(args, config: str) -> int:
         out.write("\n".join(lines) + "\n")
         out.flush()
 
+    from insect_console.engine import ActiveRun, new_run_id
+
+    active = ActiveRun(job.name, new_run_id(), "manual")
+
+    def interrupted(signum, _frame) -> None:
+        # end the job's whole tree; the run is still recorded, as interrupted
+        if active.run is not None:
+            active.run.kill("interrupted", f"run-job was stopped by {signal.Signals(signum).name}")
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     try:
-        record = engine.execute(job, "manual", on_output=show)
+        record = engine.execute(job, "manual", on_output=show, active=active)
     except AlreadyRunning as e:
         raise UserError(str(e), exit_code=75) from None
     detail = f" ({record['error']})" if record.get("error") else ""
@@ -189,6 +201,16 @@ def _run_via_daemon(client, name: str, events: "queue.Queue") -> int:
         run_id = client.call("run", job=name)["run_id"]
     except AlreadyRunning as e:
         raise UserError(str(e), exit_code=75) from None
+
+    def interrupted(signum, _frame) -> None:
+        # the run belongs to the daemon: ask it to end the run, then report how it ended
+        try:
+            client.call("kill", job=name)
+        except UserError:
+            pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     while True:
         event = events.get()
         if event is None:

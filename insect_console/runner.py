@@ -111,6 +111,7 @@ class JobRun:
         self.started = threading.Event()
         self._kill_reason: tuple[str, str] | None = None
         self._wake_r, self._wake_w = os.pipe()
+        self._wake_lock = threading.Lock()
         self._out_failed = False
 
     # -- control from other threads --------------------------------------
@@ -119,10 +120,20 @@ class JobRun:
         """End the run's whole tree; the run is recorded with `status` and `reason`."""
         if self._kill_reason is None:
             self._kill_reason = (status, reason)
-        try:
-            os.write(self._wake_w, b"k")
-        except OSError:
-            pass
+        with self._wake_lock:
+            if self._wake_w < 0:
+                return  # the run has ended
+            try:
+                os.write(self._wake_w, b"k")
+            except OSError:
+                pass
+
+    def _close_wake_pipe(self) -> None:
+        with self._wake_lock:
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    os.close(fd)
+            self._wake_r = self._wake_w = -1
 
     # -- the run ---------------------------------------------------------
 
@@ -132,6 +143,7 @@ class JobRun:
         try:
             proc = self._spawn()
         except OSError as e:
+            self._close_wake_pipe()
             self.started.set()
             if on_start:
                 on_start(self)
@@ -144,8 +156,7 @@ class JobRun:
         try:
             status, error = self._pump(proc, t0)
         finally:
-            for fd in (self._wake_r, self._wake_w):
-                os.close(fd)
+            self._close_wake_pipe()
         stdout_tail = self._streams["stdout"].tail_text()
         if status == "success" and proc.returncode != 0:
             status, error = "error", self._exit_error(proc.returncode)
