@@ -194,7 +194,7 @@ def cmd_run_job(args, config: str) -> int:
 def _run_via_daemon(client, name: str, events: "queue.Queue") -> int:
     """Ask the daemon to run `name` (so its overlap rule holds) and stream the run's output."""
     from insect_console.errors import AlreadyRunning
-    from insect_console.events import OutputLines, RunFinished
+    from insect_console.events import OutputLines, RunFinished, RunSkipped
 
     client.call("subscribe")
     try:
@@ -218,6 +218,8 @@ def _run_via_daemon(client, name: str, events: "queue.Queue") -> int:
             return 1
         if getattr(event, "run_id", None) != run_id:
             continue
+        if isinstance(event, RunSkipped):
+            raise UserError(event.reason, exit_code=75)
         if isinstance(event, OutputLines):
             out = sys.stdout if event.stream == "stdout" else sys.stderr
             out.write("\n".join(event.lines) + "\n")
@@ -362,12 +364,12 @@ def cmd_history(args, config: str) -> int:
         took = record.get("duration_s")
         rows.append(
             (
-                _short_time(record.get("start_time")),
-                record.get("job_name", "?"),
-                record.get("status", "?"),
+                printable(_short_time(str(record.get("start_time") or ""))),
+                printable(str(record.get("job_name", "?"))),
+                printable(str(record.get("status", "?"))),
                 f"{took:.1f}s" if isinstance(took, (int, float)) else "-",
-                record.get("trigger") or "-",
-                (record.get("error") or "").splitlines()[0][:60] if record.get("error") else "",
+                printable(str(record.get("trigger") or "-")),
+                printable((record.get("error") or "").splitlines()[0])[:60] if record.get("error") else "",
             )
         )
     if not args.json:
@@ -401,6 +403,14 @@ def cmd_convert(args, config: str) -> int:
 
 
 # -- output helpers --------------------------------------------------------------
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def printable(text: str) -> str:
+    """Text from a job, with control characters shown escaped: no escape sequence reaches the terminal."""
+    return text.translate(_CONTROL)
 
 
 def _short_time(iso: str | None) -> str:

@@ -37,6 +37,7 @@ class Settings:
     history_keep_days: int = 365
     output_keep_days: int = 30
     output_max_mb: int = 1024
+    output_max_run_mb: int = 64
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
@@ -54,6 +55,9 @@ class Settings:
             values[key] = value
         if "log_dir" in values and not values["log_dir"].strip():
             raise ValidationError("settings.log_dir", "is empty; give a directory such as logs/batch")
+        for key in ("log_dir", "notify_command"):
+            if "\0" in values.get(key, ""):
+                raise ValidationError(f"settings.{key}", "contains a NUL byte")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,7 +191,7 @@ class ConfigStore:
         for index, item in enumerate(raw_jobs, 1):
             label = f"job #{index}"
             if isinstance(item, dict) and isinstance(item.get("name"), str):
-                label += f" ({item['name']})"
+                label += f" ({item['name']})" if item["name"].isprintable() else f" ({item['name']!r})"
             line = _line_of_job(text, item.get("name") if isinstance(item, dict) else None)
             prefix = f"{where}: " + (f"line {line}: " if line else "") + f"{label}: "
             if not isinstance(item, dict):

@@ -81,6 +81,9 @@ class Engine:
         self._watcher: FileWatcher | None = None
         self._config_mtime = self._mtime()
         self._history_failed = False
+        self._state_failed = False
+        self._output_bytes = 0  # run output on disk, as of the last prune plus runs since
+        self._pruning = False
         self._legacy_state = self.store.legacy_state()  # run state inside a spec-format JSON config
 
     # -- properties -------------------------------------------------------
@@ -209,13 +212,27 @@ class Engine:
                 wait = min(wait, 1.0)
             self.clock.wait(self._wake, wait)
 
+    def _count_output(self, output_file: str | None) -> None:
+        """Keep a running total of run output; past `output_max_mb`, prune at once, not at midnight."""
+        try:
+            size = os.path.getsize(output_file) if output_file else 0
+        except OSError:
+            size = 0
+        with self._lock:
+            self._output_bytes += size
+            over = self._output_bytes > self.settings.output_max_mb * 1024 * 1024 and not self._pruning
+            if over:
+                self._pruning = True
+        if over:
+            threading.Thread(target=self.prune_logs, name="prune", daemon=True).start()
+
     def prune_logs(self) -> None:
         """Apply the retention settings to the log directory (runs in progress are kept)."""
         protected = {a.output_file for a in self.active_runs().values() if a.output_file}
         protected |= {e.get("output_file") for e in self.state.read()["running"].values() if e.get("output_file")}
         s = self.settings
         try:
-            retention.prune(
+            report = retention.prune(
                 self.log_dir,
                 today=self.clock.now().date(),
                 history_keep_days=s.history_keep_days,
@@ -223,8 +240,12 @@ class Engine:
                 output_max_bytes=s.output_max_mb * 1024 * 1024,
                 protected=protected,
             )
+            with self._lock:
+                self._output_bytes = report.output_bytes_left
         except Exception:
             log.exception("pruning the logs failed")
+        finally:
+            self._pruning = False
 
     def _on_clock_jump(self, seconds: float) -> None:
         rule = "fixed-time jobs reset" if abs(seconds) > 3 * 3600 else ("missed fixed times run once" if seconds > 0 else "no fixed time runs twice")
@@ -280,7 +301,7 @@ class Engine:
             if not self._stopping.is_set():
                 self.execute(job, active.trigger, active=active)
         except AlreadyRunning as e:
-            self._skip(job, str(e))
+            self._skip(job, str(e), active.run_id, active.trigger)
         except Exception:
             log.exception("%s: run failed", job.name)
         finally:
@@ -289,7 +310,7 @@ class Engine:
                     del self._active[job.name]
                 self._idle.notify_all()
 
-    def _skip(self, job: Job, reason: str) -> None:
+    def _skip(self, job: Job, reason: str, run_id: str | None = None, trigger: str = "schedule") -> None:
         log.warning("%s: not started: %s", job.name, reason)
         now = dt.datetime.now().astimezone()
         record = {
@@ -299,7 +320,7 @@ class Engine:
             "status": "skipped",
             "output": "",
             "error": reason,
-            "trigger": "schedule",
+            "trigger": trigger,
         }
         self._append_history(record)
 
@@ -310,7 +331,7 @@ class Engine:
             self._publish_next_runs(state)
 
         self._update_state(count)
-        self.events.emit(RunSkipped(job.name, reason))
+        self.events.emit(RunSkipped(job.name, reason, run_id))
 
     # -- commands -----------------------------------------------------------
 
@@ -392,6 +413,7 @@ class Engine:
             kill_grace=settings.kill_grace,
             output_file=output_file,
             tail_bytes=settings.output_tail_bytes,
+            output_cap=settings.output_max_run_mb * 1024 * 1024,
             on_output=emit_output,
             base_dir=self.store.base_dir,
         )
@@ -456,6 +478,7 @@ class Engine:
             return notify.notification_for(job.name, previous, js["error_count"], threshold, record)
 
         note = self._update_state(apply)
+        self._count_output(record.get("output_file"))
         level = logging.INFO if record["status"] == "success" else logging.WARNING
         log.log(level, "%s: %s in %.1f s%s", job.name, record["status"], record.get("duration_s") or 0, f" ({record['error']})" if record.get("error") else "")
         self.events.emit(RunFinished(run_id, job.name, record))
@@ -475,11 +498,18 @@ class Engine:
             self._history_failed = True
 
     def _update_state(self, change):
+        """Change the state file; a failure (disk full) is logged once per outage, runs go on."""
         try:
-            return self.state.update(change)
+            result = self.state.update(change)
         except OSError as e:
-            log.error("can't write state file %s: %s", self.state.path, e.strerror)
+            if not self._state_failed:
+                log.error("can't write state file %s: %s (runs go on; state is not saved until this is fixed)", self.state.path, e.strerror)
+            self._state_failed = True
             return None
+        if self._state_failed:
+            log.warning("state file writes work again")
+            self._state_failed = False
+        return result
 
     # -- crash recovery -------------------------------------------------------
 

@@ -43,8 +43,11 @@ class RunFinished:
 
 @dataclass(frozen=True)
 class RunSkipped:
+    """A due or requested run did not start; `run_id` is set when a client asked for it."""
+
     job_name: str
     reason: str
+    run_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -94,17 +94,26 @@ def append_line(path: Path, line: bytes, mode: int = 0o600) -> None:
     """Append one line with a single write on an O_APPEND descriptor, then fsync.
 
     O_APPEND makes each write land at the end as one piece, so several processes can append
-    to the same file without interleaving their records.
+    to the same file without interleaving their records. A torn last line (a power cut during
+    an earlier append) is ended first, so the new record starts on a line of its own; a write
+    cut short (disk full) is taken back, so no half record is left for the next one to join.
     """
     ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(line)
-        written = os.write(fd, view)
-        if written != len(line):  # only on a full disk; finish the line so the file stays valid
-            while written < len(line):
-                written += os.write(fd, view[written:])
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        written = 0
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, "short write (disk full?)")
+            os.fsync(fd)
+        except OSError:
+            if written and os.fstat(fd).st_size == size + written:
+                os.ftruncate(fd, size)  # nobody appended after us: take the partial record back
+            raise
     finally:
         os.close(fd)
 

@@ -107,9 +107,8 @@ class HistoryReader:
                 break
             self.files_read.append(path)
             for line in reverse_lines(path):
-                if needle is not None and needle not in line:
-                    # cheap pre-filter; a malformed line that is skipped here is not counted
-                    continue
+                if needle is not None and needle not in line and _looks_like_record(line):
+                    continue  # another job's record: not parsed, which keeps a filtered scan fast
                 record = parse_record(line)
                 if record is None:
                     self.skipped += 1
@@ -125,6 +124,11 @@ class HistoryReader:
 
     def latest(self, query: HistoryQuery | None = None) -> list[dict[str, Any]]:
         return list(self.records(query))
+
+
+def _looks_like_record(line: bytes) -> bool:
+    """The shape every line our writer makes has; anything else is parsed (and counted if bad)."""
+    return line.startswith(b'{"job_name": "') and line.rstrip().endswith(b"}") and b'"status": "' in line
 
 
 def parse_record(line: bytes) -> dict[str, Any] | None:

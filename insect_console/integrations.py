@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 import shlex
 from pathlib import Path
 
@@ -45,7 +46,12 @@ def cron_schedule(job: Job) -> str:
 
 
 def _cron_escape(text: str) -> str:
-    """cron turns an unescaped % into a newline; escape it."""
+    """cron turns an unescaped % into a newline; escape it. Refuse what a crontab can't hold."""
+    if "\n" in text or "\r" in text:
+        raise UserError("a path or name with a line break can't be put in a crontab line")
+    if "\\%" in text:
+        # cron reads a backslash before the escaping one as literal, and the % then cuts the line
+        raise UserError("a path with a backslash before % can't be written in a crontab line")
     return text.replace("%", r"\%")
 
 
@@ -80,7 +86,13 @@ def _systemd_path(text: str) -> str:
     return text.replace("%", "%%")
 
 
+_USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|[0-9]{1,10}")
+
+
 def systemd_unit(config_path: Path, base_dir: Path, python: str, settings: Settings, user: str | None = None) -> str:
+    user = user or getpass.getuser()
+    if not _USER_RE.fullmatch(user):
+        raise UserError(f"--user: {user!r} is not a user name")
     for path in (str(config_path), str(base_dir), python):
         if "\n" in path:
             raise UserError("a path with a newline can't be put in a systemd unit")
@@ -96,7 +108,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-User={user or getpass.getuser()}
+User={user}
 WorkingDirectory={_systemd_path(str(base_dir))}
 ExecStart={exec_start}
 ExecReload=/bin/kill -HUP $MAINPID

@@ -17,11 +17,13 @@ SCHEDULE_TYPES = ("interval", "daily", "weekly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
-_INTERVAL_RE = re.compile(r"(\d+)\s*([smhd]?)", re.IGNORECASE)
-_TIME_RE = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+_INTERVAL_RE = re.compile(r"([0-9]{1,9})\s*([smhd]?)", re.IGNORECASE | re.ASCII)
+_TIME_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?", re.ASCII)
+_ASSIGNMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+MAX_INTERVAL = 366 * 86400
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
-INTERVAL_FORMS = "whole seconds such as 3600, or 90s, 15m, 1h, 1d"
+INTERVAL_FORMS = "whole seconds such as 3600, or 90s, 15m, 1h, 1d (at most 366d)"
 DAILY_FORMS = "HH:MM or HH:MM:SS, 24-hour, e.g. 02:00 or 14:30:15"
 WEEKLY_FORMS = "a weekday, full or three letters, optionally with a time, e.g. sunday or 'sun 03:00'"
 
@@ -151,8 +153,10 @@ def shell_syntax_in(command: str) -> str | None:
             return command[i:j]
         elif c == "$" and i + 1 < len(command) and (command[i + 1] in "({" or command[i + 1].isalpha() or command[i + 1] == "_"):
             return command[i : i + 2]
-        elif c in "*?" or (c == "~" and word_start):
+        elif c in "*?[" or (c in "~#" and word_start):
             return c
+        elif c in "\n\r":
+            return "newline"
         word_start = c.isspace()
         i += 1
     return None
@@ -172,6 +176,8 @@ def validate_command(command: Any, shell: bool) -> str:
     if not argv:
         raise ValidationError("command", "is empty; give the program and its arguments")
     syntax = shell_syntax_in(command)
+    if syntax is None and _ASSIGNMENT_RE.match(argv[0]):
+        syntax = argv[0].split("=", 1)[0] + "=..."
     if syntax:
         raise ValidationError("command", f"uses shell syntax {syntax!r}{_SHELL_HINT}")
     return command
@@ -194,6 +200,8 @@ def interval_seconds(text: str) -> int:
     seconds = int(m[1]) * _UNIT_SECONDS[m[2].lower()]
     if seconds < 1:
         raise ValidationError("schedule_time", f"{text!r} is too short; an interval is at least 1 second")
+    if seconds > MAX_INTERVAL:
+        raise ValidationError("schedule_time", f"{text!r} is too long; an interval is at most 366 days")
     return seconds
 
 
@@ -246,7 +254,7 @@ def _with_seconds(hhmm: str) -> str:
 def validate_timeout(timeout: Any) -> int | None:
     if timeout is None or timeout == "":
         return None
-    if isinstance(timeout, str) and timeout.strip().isdigit():
+    if isinstance(timeout, str) and timeout.strip().isascii() and timeout.strip().isdigit() and len(timeout.strip()) <= 9:
         timeout = int(timeout.strip())
     if isinstance(timeout, str):
         try:
@@ -274,7 +282,7 @@ def make_job(data: Mapping[str, Any]) -> Job:
     command = validate_command(data.get("command"), shell)
     kind, when = normalize_schedule(data.get("schedule_type"), data.get("schedule_time"))
     cwd = data.get("cwd") or None
-    if cwd is not None and not isinstance(cwd, str):
+    if cwd is not None and (not isinstance(cwd, str) or "\0" in cwd):
         raise ValidationError("cwd", "must be a directory path")
     env = data.get("env") or {}
     if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):

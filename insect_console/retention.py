@@ -27,6 +27,7 @@ class PruneReport:
     history_files: int = 0
     output_files: int = 0
     bytes_freed: int = 0
+    output_bytes_left: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.history_files or self.output_files)
@@ -68,6 +69,7 @@ def prune(log_dir: Path, *, today: dt.date, history_keep_days: int, output_keep_
         total -= size
         report.bytes_freed += size
         report.output_files += 1
+    report.output_bytes_left = total + sum(_size(p) for p in protected)
     for day_dir in _day_dirs(output_root):
         if day_dir.name != f"{today:%Y%m%d}":
             try:
@@ -89,6 +91,13 @@ def _day_dirs(root: Path) -> list[Path]:
         return [Path(e.path) for e in os.scandir(root) if e.is_dir(follow_symlinks=False) and _DAY_DIR.fullmatch(e.name)]
     except OSError:
         return []
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _remove(path: Path) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import errno
 import logging
 import os
 import selectors
@@ -95,6 +96,7 @@ class JobRun:
         kill_grace: float,
         output_file: Path | None = None,
         tail_bytes: int = 65536,
+        output_cap: int | None = None,
         on_output: OutputListener | None = None,
         base_dir: Path | None = None,
     ) -> None:
@@ -104,6 +106,7 @@ class JobRun:
         self.kill_grace = kill_grace
         self.output_file = output_file
         self.tail_bytes = tail_bytes
+        self.output_cap = output_cap
         self.on_output = on_output
         self.base_dir = base_dir
         self.pid: int | None = None
@@ -112,7 +115,6 @@ class JobRun:
         self._kill_reason: tuple[str, str] | None = None
         self._wake_r, self._wake_w = os.pipe()
         self._wake_lock = threading.Lock()
-        self._out_failed = False
 
     # -- control from other threads --------------------------------------
 
@@ -273,34 +275,21 @@ class JobRun:
             proc.stdout.close()
             proc.stderr.close()
             if out is not None:
-                try:
-                    out.close()
-                except OSError:
-                    pass
+                out.close()
         if status == "success" and self._kill_reason is not None:
             status, error = self._kill_reason
         return status, error
 
-    def _open_output(self):
+    def _open_output(self) -> "_OutputFile | None":
         if self.output_file is None:
             return None
-        try:
-            ensure_private_dir(self.output_file.parent)
-            fd = os.open(self.output_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-            return os.fdopen(fd, "wb", buffering=0)
-        except OSError as e:
-            log.error("%s: can't write output file %s: %s", self.job.name, self.output_file, e.strerror)
-            return None
+        return _OutputFile.open(self.output_file, self.output_cap, self.job.name)
 
     def _deliver(self, stream: _Stream, lines: list[bytes], out) -> None:
         if not lines:
             return
-        if out is not None and not self._out_failed:
-            try:
-                out.write(b"".join(lines))
-            except OSError as e:
-                self._out_failed = True
-                log.error("%s: output file write failed (%s); output is still streamed", self.job.name, e.strerror)
+        if out is not None:
+            out.write(b"".join(lines))
         if self.on_output is not None:
             text = [line.decode("utf-8", "replace").rstrip("\n") for line in lines]
             try:
@@ -320,6 +309,67 @@ class JobRun:
             duration_s=round(duration, 3),
             pid=self.pid,
         )
+
+
+class _OutputFile:
+    """A run's output file: bounded in size, and quiet about a full disk (logged once per outage)."""
+
+    failing = False  # shared by all runs: an outage is logged when it starts and when it ends
+
+    def __init__(self, fd: int, path: Path, cap: int | None, job_name: str) -> None:
+        self.fd = fd
+        self.path = path
+        self.cap = cap
+        self.job_name = job_name
+        self.size = 0
+        self.broken = False
+        self.capped = False
+
+    @classmethod
+    def open(cls, path: Path, cap: int | None, job_name: str) -> "_OutputFile | None":
+        try:
+            ensure_private_dir(path.parent)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            cls._failed(job_name, path, e)
+            return None
+        return cls(fd, path, cap, job_name)
+
+    @classmethod
+    def _failed(cls, job_name: str, path: Path, e: OSError) -> None:
+        if not cls.failing:
+            log.error("%s: can't write run output to %s: %s (output is still streamed; logged once until writes work again)", job_name, path, e.strerror)
+        cls.failing = True
+
+    def write(self, data: bytes) -> None:
+        if self.broken or self.capped:
+            return
+        if self.cap is not None and self.size + len(data) > self.cap:
+            data = data[: max(0, self.cap - self.size)]
+            self.capped = True
+            note = f"\n[insect-console: output cut at {self.cap // (1024 * 1024)} MB; the end of it is in the run's history record]\n"
+            data += note.encode()
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self.fd, view)
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, "no space left on device")
+                view = view[written:]
+                self.size += written
+        except OSError as e:
+            self.broken = True
+            self._failed(self.job_name, self.path, e)
+            return
+        if _OutputFile.failing:
+            _OutputFile.failing = False
+            log.warning("run output files can be written again")
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
 
 
 def format_seconds(seconds: float) -> str:
