@@ -1,0 +1,309 @@
+"""The Textual console: a thin App that dispatches. Screens hold the UI, the engine the logic.
+
+Engine events reach the UI as messages posted from the engine's threads by `EngineBridge`
+(widgets/bridge.py); the App turns them into toasts and status-line notices and re-publishes
+them on signals the screens subscribe to. Blocking work (psutil, config writes, history reads)
+runs on named thread workers that only post messages.
+
+`create_app(engine)` builds the app (tests use it too); `run_console(engine)` is what the CLI
+calls: it starts the engine, runs the app and stops the engine on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import threading
+from functools import partial
+from typing import Callable, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.signal import Signal
+from textual.widget import AwaitMount
+from textual.worker import Worker, WorkerState
+
+from insect_console.clock import Clock
+from insect_console.engine import Engine
+from insect_console.errors import SchedulerRunning
+from insect_console.events import ClockJumped, ConfigReloaded, Notification, RunSkipped
+from insect_console.screens.dialogs import QuitScreen, WaitingScreen
+from insect_console.screens.help import HelpScreen
+from insect_console.screens.jobs import JobsScreen
+from insect_console.screens.palette import JobCommands
+from insect_console.widgets import formatting
+from insect_console.widgets.bridge import EngineBridge, EngineEvent, OutputAvailable
+from insect_console.widgets.stats import PsutilStats, StatsProvider, SystemStats
+
+STATS_INTERVAL = 3.0
+
+
+class StatsUpdated(Message):
+    def __init__(self, stats: SystemStats) -> None:
+        super().__init__()
+        self.stats = stats
+
+
+class ExitRequested(Message):
+    """Posted from a signal's thread (SIGTERM, SIGHUP): quit now, without asking."""
+
+
+class InsectConsole(App[str]):
+    """Exits with "stop" when the operator chose to stop runs in progress, else None."""
+
+    CSS_PATH = "console.tcss"
+    TITLE = "insect-console"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", tooltip="Quit (asks when runs are in progress)"),
+        Binding("question_mark", "help", "Help", tooltip="All keys"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+    COMMANDS = App.COMMANDS | {JobCommands}
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock | None = None,
+        stats_provider: StatsProvider | None = None,
+        stats_interval: float = STATS_INTERVAL,
+    ) -> None:
+        super().__init__()
+        formatting.set_monochrome(self.no_color)
+        self.engine = engine
+        self.clock = clock or engine.clock
+        self.bridge = EngineBridge(engine)
+        self.stats_provider = stats_provider or PsutilStats(engine.log_dir)
+        self.stats_interval = stats_interval
+        self.last_stats: SystemStats | None = None
+        self.last_notice: tuple[str, str] | None = None
+        """(style, text) of the latest notification, shown on the status line."""
+        self.engine_events: Signal[object] = Signal(self, "engine-events")
+        self.output_events: Signal[str] = Signal(self, "output-events")
+        self.status_changed: Signal[None] = Signal(self, "status-changed")
+        self.waiting_to_quit = False
+        self.quitting = False
+        """Set once the app is on its way out: no screen is opened any more."""
+
+    def exit(self, *args, **kwargs) -> None:
+        self.quitting = True
+        super().exit(*args, **kwargs)
+
+    def push_screen(self, screen, *args, **kwargs):
+        if self.quitting:  # keys typed ahead of a quit must not open screens on the way out
+            return AwaitMount(self.screen, [])
+        return super().push_screen(screen, *args, **kwargs)
+
+    def get_default_screen(self) -> Screen:
+        return JobsScreen()
+
+    def on_mount(self) -> None:
+        self.bridge.attach(self)
+        self.last_stats = self.stats_provider()
+        self.set_interval(self.stats_interval, self.collect_stats)
+
+    def on_unmount(self) -> None:
+        self.bridge.close()
+
+    # -- engine events ----------------------------------------------------------------
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        now = self.clock.now().strftime("%H:%M")
+        if isinstance(event, Notification):
+            failing = event.kind == "failing"
+            self.notify(event.message, title="Failing" if failing else "Recovered", severity="error" if failing else "information", timeout=10)
+            short = f"{event.job_name} failing: {event.failures}× {event.status}" if failing else f"{event.job_name} recovered"
+            self.set_notice("bold red" if failing else "green", f"{'✗' if failing else '✓'} {now} {short}")
+        elif isinstance(event, ConfigReloaded) and event.error:
+            self.notify(event.error, title="Config not reloaded (old jobs kept)", severity="error", timeout=15)
+            self.set_notice("bold red", f"✗ {now} config not reloaded: old jobs kept")
+        elif isinstance(event, RunSkipped):
+            self.notify(f"{event.job_name} not started: {event.reason}", severity="warning")
+        elif isinstance(event, ClockJumped):
+            self.notify(f"The wall clock jumped {event.seconds:+.0f} s; next runs recomputed.", severity="warning")
+        self.engine_events.publish(event)
+
+    def on_exit_requested(self, _message: ExitRequested) -> None:
+        self.exit()
+
+    def on_output_available(self, message: OutputAvailable) -> None:
+        self.output_events.publish(message.job_name)
+
+    def set_notice(self, style: str, text: str) -> None:
+        self.last_notice = (style, text)
+        self.status_changed.publish(None)
+
+    # -- system stats --------------------------------------------------------------------
+
+    @work(thread=True, group="stats", exclusive=True, exit_on_error=False)
+    def collect_stats(self) -> None:
+        self.post_message(StatsUpdated(self.stats_provider()))
+
+    def on_stats_updated(self, message: StatsUpdated) -> None:
+        self.last_stats = message.stats
+        self.status_changed.publish(None)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.name}: {event.worker.error}", title="Something failed", severity="error", timeout=10)
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Quit; with runs in progress, ask: wait for them, stop them, or cancel."""
+        active = self.engine.active_runs()
+        if not active:
+            self.exit()
+            return
+        if self.waiting_to_quit or isinstance(self.screen, QuitScreen):
+            return
+        self.push_screen(QuitScreen(sorted(active)), self._quit_chosen)
+
+    def _quit_chosen(self, choice: str | None) -> None:
+        if choice == "stop":
+            self.exit("stop")
+        elif choice == "wait":
+            self.waiting_to_quit = True
+            self.engine.request_stop()  # no new runs start
+            self.push_screen(WaitingScreen(), self._quit_chosen)
+            self.set_interval(0.25, self._exit_when_idle)
+
+    def _exit_when_idle(self) -> None:
+        if not self.engine.active_runs():
+            self.exit()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette offers every key of the current screen, plus Textual's own commands."""
+        yield from super().get_system_commands(screen)
+        own = {b.action for b in Binding.make_bindings(getattr(type(screen), "BINDINGS", []))}
+        seen = {"quit", "help"}
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if active.node is not screen or binding.action not in own or binding.action in seen:
+                continue
+            seen.add(binding.action)
+            key = self.get_key_display(binding)
+            yield SystemCommand(f"{binding.tooltip or binding.description} ({key})", f"key {key}", partial(self.run_action, binding.action, screen))
+        yield SystemCommand("Help: all keys (?)", "Every key of every screen", self.action_help)
+
+
+def create_app(engine: Engine, **options) -> InsectConsole:
+    """Build the console for `engine` (started or not). Options: clock, stats_provider, stats_interval."""
+    return InsectConsole(engine, **options)
+
+
+def _log_to_file(engine: Engine) -> Callable[[], None]:
+    """While the console owns the terminal, the engine's log goes to <log_dir>/console.log.
+
+    Returns the function that puts logging back as it was.
+    """
+    try:
+        engine.log_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(engine.log_dir / "console.log", maxBytes=1 << 20, backupCount=2, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("insect_console")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False  # nothing may reach a stderr handler under the console's screen
+    if level == logging.NOTSET or level > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+        handler.close()
+
+    return undo
+
+
+class _Shutdown:
+    """Stops the engine once, from whichever comes first: the app ending, or SIGTERM / SIGHUP.
+
+    On a hangup (SSH gone) the terminal is dead and Textual's writes to it can block the main
+    thread for good, so the signal is handled on a thread of its own: it asks the app to exit,
+    stops the engine (running jobs get the shutdown grace), and if the app still has not ended a
+    few seconds later, ends the process.
+    """
+
+    EXIT_WAIT = 5.0
+
+    def __init__(self, engine: Engine, app: InsectConsole) -> None:
+        self.engine = engine
+        self.app = app
+        self.signal: int | None = None
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def stop(self, grace: float | None) -> None:
+        with self._lock:
+            if not self._stopped:
+                self._stopped = True
+                self.engine.stop(grace)
+
+    def on_signal(self, signum: int, _frame) -> None:
+        if self.signal is None:
+            self.signal = signum
+            threading.Thread(target=self._after_signal, name="shutdown", daemon=True).start()
+
+    def _after_signal(self) -> None:
+        self.app.post_message(ExitRequested())
+        self.stop(None)
+        if not self.done.wait(self.EXIT_WAIT):
+            os._exit(128 + (self.signal or 0))
+
+
+def run_console(engine: Engine) -> int:
+    """Start `engine`, run the console on it, stop the engine on exit. Returns the exit code."""
+    try:
+        engine.start()
+    except SchedulerRunning as e:
+        print(f"insect-console: {e}", file=sys.stderr)
+        return 2
+    restore_logging = _log_to_file(engine)
+    app = create_app(engine)
+    shutdown = _Shutdown(engine, app)
+    previous = {sig: signal.signal(sig, shutdown.on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    result = None
+    try:
+        result = app.run()
+    finally:
+        try:
+            running = sorted(engine.active_runs())
+            if running and shutdown.signal is None:
+                names = ", ".join(running)
+                if result == "stop":
+                    _say(f"insect-console: stopping {names}…")
+                else:
+                    _say(f"insect-console: waiting up to {engine.settings.shutdown_grace} s for {names}…")
+        finally:
+            shutdown.stop(0 if result == "stop" else None)
+            shutdown.done.set()
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            restore_logging()
+    if shutdown.signal is not None:
+        return 128 + shutdown.signal
+    return app.return_code or 0
+
+
+def _say(line: str) -> None:
+    """One line on stderr; the terminal may be gone (SSH hangup), which must not stop the shutdown."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,312 @@
+"""Add or edit a job. Every check is the engine's own validator (`insect_console.jobs`).
+
+Fields are checked as you type (once you have touched them) with the same per-field functions
+`make_job` is built from, and the whole job with `make_job` on save. Saving goes through the
+engine's locked, atomic config store and the engine reschedules at once. A running job can be
+edited; the change applies from its next run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
+
+from insect_console import jobs as jobmod
+from insect_console.engine import next_run_preview
+from insect_console.errors import UserError, ValidationError
+from insect_console.jobs import Job
+from insect_console.screens.base import ConsoleScreen
+from insect_console.widgets.bars import StatusLine, TopBar
+from insect_console.widgets.formatting import tone
+
+FIELDS = ("name", "command", "shell", "schedule_type", "schedule_time", "timeout", "enabled")
+ERROR_LABELS = {"schedule_time": "time", "schedule_type": "schedule"}
+TIME_HINTS = {
+    "interval": "3600, 90s, 15m, 1h",
+    "daily": "HH:MM, e.g. 02:00",
+    "weekly": "sunday, or sun 03:00",
+}
+TIME_FORMS = {"interval": jobmod.INTERVAL_FORMS, "daily": jobmod.DAILY_FORMS, "weekly": jobmod.WEEKLY_FORMS}
+CLI_HINT = "run it through a shell with --shell (shell = true in the config)"
+"""The engine's advice for the CLI; in the form the same advice is "switch Shell on"."""
+
+
+class Saved(Message):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+class SaveFailed(Message):
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__()
+        self.field = field
+        self.reason = reason
+
+
+class FormBody(VerticalScroll, can_focus=False):
+    """The fields; scrolls when the terminal is short, but is not a tab stop itself."""
+
+
+class JobFormScreen(ConsoleScreen):
+    """Dismisses with the saved job's name, or None when cancelled."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", priority=True, tooltip="Save (checked by the engine's validator)"),
+        Binding("escape", "cancel", "Cancel", tooltip="Leave without saving"),
+    ]
+
+    def __init__(self, job: Job | None = None) -> None:
+        super().__init__()
+        self.job = job
+        self.touched: set[str] = set()
+        self._initial: dict[str, Any] = {}
+        self.saving = False
+
+    # -- layout ------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        job = self.job
+        kind = job.schedule_type if job else "interval"
+        yield TopBar(f"Edit {job.name}" if job else "Add a job")
+        with FormBody(id="form"):
+            if job is not None and job.name in self.app.engine.active_runs():
+                yield Static("This job is running now; changes apply from its next run.", id="form-running")
+            with Horizontal(classes="field"):
+                yield Label("Name", classes="field-label")
+                yield Input(job.name if job else "", placeholder="letters, digits, _ - .", id="name", compact=True)
+            yield Static("", id="err-name", classes="field-error")
+            with Horizontal(classes="field"):
+                yield Label("Command", classes="field-label")
+                yield Input(job.command if job else "", placeholder="program and arguments", id="command", compact=True)
+            yield Static("", id="err-command", classes="field-error")
+            with Horizontal(classes="field"):
+                yield Label("Shell", classes="field-label")
+                yield Switch(job.shell if job else False, id="shell")
+                yield Label("", id="shell-state", classes="switch-state")
+            yield Static("", id="err-shell", classes="field-error")
+            with Horizontal(classes="field"):
+                yield Label("Schedule", classes="field-label")
+                yield Select([(k, k) for k in jobmod.SCHEDULE_TYPES], value=kind, allow_blank=False, id="schedule_type", compact=True)
+                yield Label("time", classes="inline-label")
+                yield Input(job.schedule_time if job else "", placeholder=TIME_HINTS[kind], id="schedule_time", compact=True)
+            yield Static("", id="err-schedule_time", classes="field-hint")
+            with Horizontal(classes="field"):
+                yield Label("Timeout", classes="field-label")
+                yield Input(str(job.timeout) if job and job.timeout else "", placeholder=f"seconds (empty: {self.app.engine.settings.default_timeout})", id="timeout", compact=True)
+            yield Static("", id="err-timeout", classes="field-error")
+            with Horizontal(classes="field"):
+                yield Label("Enabled", classes="field-label")
+                yield Switch(job.enabled if job else True, id="enabled")
+                yield Label("", id="enabled-state", classes="switch-state")
+            yield Static("", id="err-enabled", classes="field-error")
+            yield Static("", id="err-form", classes="field-error")
+            with Horizontal(id="form-buttons"):
+                yield Button("Save (ctrl+s)", id="save", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+        yield StatusLine()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.app.is_headless:
+            for widget in self.query(Input):
+                widget.cursor_blink = False
+        self._initial = self.values()
+        self._show_switches()
+        self._check_schedule(show_errors=False)
+        self.query_one("#name", Input).focus()
+
+    # -- values --------------------------------------------------------------------
+
+    def values(self) -> dict[str, Any]:
+        """The form as the dict `make_job` takes (cwd and env of an edited job are kept)."""
+        data: dict[str, Any] = {
+            "name": self.query_one("#name", Input).value.strip(),
+            "command": self.query_one("#command", Input).value.strip(),
+            "shell": self.query_one("#shell", Switch).value,
+            "schedule_type": self.query_one("#schedule_type", Select).value,
+            "schedule_time": self.query_one("#schedule_time", Input).value.strip(),
+            "timeout": self.query_one("#timeout", Input).value.strip() or None,
+            "enabled": self.query_one("#enabled", Switch).value,
+        }
+        if self.job is not None:
+            if self.job.cwd:
+                data["cwd"] = self.job.cwd
+            if self.job.env:
+                data["env"] = dict(self.job.env)
+        return data
+
+    # -- checks as you type ----------------------------------------------------------
+
+    def set_error(self, field: str, reason: str | None) -> None:
+        """Show `reason` under the field (or under the form for other fields); None clears it."""
+        target = "schedule_time" if field == "schedule_type" else field
+        if target not in FIELDS:
+            target = "form"
+        widget = self.query_one(f"#err-{target}", Static)
+        if reason:
+            if target == "form":
+                message = f"✗ {reason}" if field == "form" else f"✗ {field}: {reason}"
+            else:
+                message = f"✗ {ERROR_LABELS.get(field, field)} {reason.replace(CLI_HINT, 'switch Shell on to use a shell')}"
+            widget.update(Text(message, style=tone("bold red")))
+        elif target != "schedule_time":
+            widget.update("")
+        widget.set_class(bool(reason), "-error")
+        if target in FIELDS:
+            for control in self.query(f"#{target}"):
+                control.set_class(bool(reason), "-invalid")
+
+    def check_field(self, field: str, show_errors: bool = True) -> bool:
+        data = self.values()
+        try:
+            if field == "name":
+                jobmod.validate_name(data["name"])
+                original = self.job.name if self.job else None
+                if data["name"] != original and data["name"] in self.app.engine.config.names():
+                    raise ValidationError("name", f"{data['name']!r} is taken by another job")
+            elif field == "command":
+                jobmod.validate_command(data["command"], data["shell"])
+            elif field == "timeout":
+                jobmod.validate_timeout(data["timeout"])
+            elif field in ("schedule_type", "schedule_time"):
+                return self._check_schedule(show_errors)
+        except ValidationError as e:
+            if show_errors:
+                self.set_error(field, e.reason)
+            return False
+        self.set_error(field, None)
+        return True
+
+    def _check_schedule(self, show_errors: bool = True) -> bool:
+        data = self.values()
+        hint = self.query_one("#err-schedule_time", Static)
+        try:
+            kind, when = jobmod.normalize_schedule(data["schedule_type"], data["schedule_time"])
+            words = jobmod.parse_schedule(kind, when).describe()
+        except ValidationError as e:
+            if show_errors:
+                self.set_error(e.field, e.reason)
+            else:
+                hint.update(Text(TIME_FORMS.get(str(data["schedule_type"]), ""), style="dim"))
+            return False
+        self.set_error("schedule_time", None)
+        text = Text.assemble(("→ ", "dim"), (words, "bold"))
+        unchanged = self.job is not None and (self.job.schedule_type, self.job.schedule_time) == (kind, when)
+        if unchanged and self.job is not None and self.app.engine.scheduler.next_run(self.job.name) is not None:
+            text.append(f" · next {self.app.engine.scheduler.next_run(self.job.name):%a %H:%M:%S} (unchanged)", style="dim")
+        else:
+            nxt = next_run_preview(Job("preview", "true", kind, when), self.app.clock)
+            if nxt is not None:
+                text.append(f" · next {nxt:%a %H:%M:%S}" if kind != "interval" else f" · first run about {nxt:%H:%M:%S}", style="dim")
+        hint.update(text)
+        return True
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        field = event.input.id or ""
+        if field not in FIELDS:
+            return
+        event.stop()
+        if field not in self.touched and event.value.strip() == (self._initial.get(field) or ""):
+            return  # the initial value being set, not typing
+        self.touched.add(field)
+        self.check_field(field)
+
+    @on(Input.Submitted)
+    def _input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.focus_next()
+
+    @on(Select.Changed, "#schedule_type")
+    def _type_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        kind = str(event.value)
+        self.query_one("#schedule_time", Input).placeholder = TIME_HINTS.get(kind, "")
+        self._check_schedule(show_errors="schedule_time" in self.touched)
+
+    @on(Switch.Changed)
+    def _switch_changed(self, event: Switch.Changed) -> None:
+        event.stop()
+        self._show_switches()
+        if event.switch.id == "shell" and ("command" in self.touched or self.query_one("#command", Input).value):
+            self.check_field("command")
+
+    def _show_switches(self) -> None:
+        shell = self.query_one("#shell", Switch).value
+        self.query_one("#shell-state", Label).update("on: run through /bin/sh (pipes, >, $VAR)" if shell else "off: run the program directly")
+        enabled = self.query_one("#enabled", Switch).value
+        self.query_one("#enabled-state", Label).update("on: runs on its schedule" if enabled else "off: runs only when started by hand")
+
+    # -- saving ------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "save":
+            self.action_save()
+        else:
+            self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_save(self) -> None:
+        if self.saving:
+            return
+        for field in ("name", "command", "schedule_time", "timeout"):
+            self.check_field(field)
+        self.set_error("form", None)
+        try:
+            job = jobmod.make_job(self.values())
+        except ValidationError as e:
+            self.set_error(e.field, e.reason)
+            self._focus_field(e.field)
+            return
+        if self.job is not None and job == self.job:
+            self.dismiss(job.name)
+            return
+        self.saving = True
+        self.query_one("#save", Button).label = "Saving…"
+        self._save(job)
+
+    def _focus_field(self, field: str) -> None:
+        target = "schedule_time" if field == "schedule_type" else field
+        for widget in self.query(f"#{target}"):
+            widget.focus()
+
+    @work(thread=True, group="save", exit_on_error=False)
+    def _save(self, job: Job) -> None:
+        engine = self.app.engine
+        try:
+            if self.job is None:
+                engine.add_job(job)
+            else:
+                engine.replace_job(self.job.name, job)
+        except ValidationError as e:
+            self.post_message(SaveFailed(e.field, e.reason))
+        except (UserError, OSError) as e:
+            self.post_message(SaveFailed(None, str(e)))
+        else:
+            self.post_message(Saved(job.name))
+
+    def on_saved(self, message: Saved) -> None:
+        verb = "added" if self.job is None else "saved"
+        nxt = self.app.engine.scheduler.next_run(message.name)
+        self.app.notify(f"{message.name} {verb}" + (f"; next run {nxt:%a %H:%M:%S}" if nxt else "") + ".")
+        self.dismiss(message.name)
+
+    def on_save_failed(self, message: SaveFailed) -> None:
+        self.saving = False
+        self.query_one("#save", Button).label = "Save (ctrl+s)"
+        if message.field in FIELDS:
+            self.set_error(message.field, message.reason)
+            self._focus_field(message.field)
+        else:
+            self.set_error("form", message.reason)

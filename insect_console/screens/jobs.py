@@ -1,0 +1,246 @@
+"""The home screen: every job with its schedule, next run (live countdown), last result and failures.
+
+Rows are keyed by job name and updated in place with `update_cell` once a second, only where a
+cell changed, so the cursor stays where it is. Rows are rebuilt only when the set or order of
+jobs changes (add, delete, rename, filter).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable, Footer, Input, Label, Static
+
+from insect_console.errors import ValidationError
+from insect_console.events import ConfigReloaded, RunFinished, RunSkipped, RunStarted
+from insect_console.jobs import parse_schedule
+from insect_console.screens.base import ConsoleScreen
+from insect_console.widgets.bars import StatusLine, TopBar
+from insect_console.widgets.formatting import (
+    clip,
+    last_run_cell,
+    next_run_cell,
+    parse_time,
+    short_duration,
+    status_text,
+    tone,
+)
+from insect_console.widgets.tables import RowTable
+
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("name", "Name", 14),
+    ("on", "On", 2),
+    ("schedule", "Schedule", 11),
+    ("next", "Next run", 15),
+    ("last", "Last run", 8),
+    ("status", "Status", 11),
+    ("fails", "Fail", 4),
+)
+
+
+class JobsScreen(ConsoleScreen):
+    """The job table."""
+
+    BINDINGS = [
+        Binding("r", "run_now", "Run", tooltip="Run the selected job now"),
+        Binding("l", "output", "Output", tooltip="Live output of the job (or its last run)"),
+        Binding("a", "add", "Add", tooltip="Add a job"),
+        Binding("e", "edit", "Edit", tooltip="Edit the job (a running job changes from its next run)"),
+        Binding("space", "toggle", "On/off", show=False, tooltip="Enable or disable the job"),
+        Binding("d", "delete", "Delete", show=False, tooltip="Delete the job (asks first)"),
+        Binding("k", "kill", "Kill", show=False, tooltip="Kill the job's running run (asks first)"),
+        Binding("h", "history", "History", tooltip="Run history, trends, filters"),
+        Binding("slash", "filter", "Filter", tooltip="Filter the jobs by name"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="jobs-screen")
+        self.filter_text = ""
+        self._keys: list[str] = []
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._schedules: dict[tuple[str, str], str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield TopBar("Jobs")
+        with Vertical(id="jobs-body"):
+            yield RowTable(id="jobs-table", cursor_type="row")
+            yield Static("No jobs. Press a to add one.", id="jobs-empty")
+            with Horizontal(id="jobs-filter"):
+                yield Label("Filter /", id="filter-label")
+                yield Input(placeholder="part of a job name · enter keeps it · esc clears", id="filter-input", compact=True)
+        yield StatusLine()
+        yield Footer()
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#jobs-table", DataTable)
+
+    def on_mount(self) -> None:
+        table = self.table
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        self.refresh_jobs()
+        table.focus()
+        self._tick()
+
+    def _tick(self) -> None:
+        """Refresh once a second, just after each second of the wall clock turns (countdowns step evenly)."""
+        if self.is_current:
+            self.refresh_jobs()
+        self.set_timer(1.02 - time.time() % 1.0, self._tick)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_jobs()
+
+    def engine_event(self, event: Any) -> None:
+        if isinstance(event, (RunStarted, RunFinished, RunSkipped, ConfigReloaded)):
+            self.refresh_jobs()
+
+    # -- the table ------------------------------------------------------------------
+
+    def selected(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+
+    def refresh_jobs(self) -> None:
+        """Re-read the engine's status and update the cells that changed."""
+        status = self.engine.status()
+        now = self.app.clock.now()
+        threshold = self.engine.settings.failure_threshold
+        wanted = self.filter_text.lower()
+        rows = [s for s in status if wanted in s["name"].lower()]
+        keys = [s["name"] for s in rows]
+        cells = {s["name"]: self._cells(s, now, threshold) for s in rows}
+        table = self.table
+        if keys != self._keys:
+            self._rebuild(keys, cells)
+        else:
+            for name, row in cells.items():
+                for column, value in row.items():
+                    if self._cache.get((name, column)) != value:
+                        table.update_cell(name, column, value)
+                        self._cache[(name, column)] = value
+        empty = self.query_one("#jobs-empty", Static)
+        empty.display = not keys
+        if not keys:
+            empty.update(f"No job matches {self.filter_text!r}. Esc clears the filter." if status else "No jobs. Press a to add one.")
+
+    def _rebuild(self, keys: list[str], cells: dict[str, dict[str, Any]]) -> None:
+        table = self.table
+        selected = self.selected()
+        old_row = table.cursor_row
+        table.clear()
+        self._cache.clear()
+        for name in keys:
+            row = cells[name]
+            table.add_row(*(row[key] for key, _, _ in COLUMNS), key=name)
+            self._cache.update({(name, column): value for column, value in row.items()})
+        self._keys = keys
+        if keys:
+            row = keys.index(selected) if selected in keys else min(old_row, len(keys) - 1)
+            table.move_cursor(row=row, animate=False)
+
+    def _schedule_words(self, kind: str, when: str) -> str:
+        key = (kind, when)
+        if key not in self._schedules:
+            try:
+                self._schedules[key] = parse_schedule(kind, when).describe()
+            except ValidationError:
+                self._schedules[key] = f"{kind} {when}"
+        return self._schedules[key]
+
+    def _cells(self, s: dict[str, Any], now, threshold: int) -> dict[str, Any]:
+        enabled = s["enabled"]
+        dim = "" if enabled else "dim"
+        if s["running"]:
+            since = parse_time(s.get("running_since"))
+            elapsed = time.time() - since.timestamp() if since else None
+            status: Text = Text(f"▶ {short_duration(elapsed)}".rstrip(), style=tone("bold cyan"))
+        else:
+            status = status_text(s.get("last_status"))
+        fails = s.get("error_count") or 0
+        return {
+            "name": Text(clip(s["name"], 14), style="bold" if s["running"] else dim),
+            "on": Text("●" if enabled else "○", style=tone("green") if enabled else "dim"),
+            "schedule": Text(self._schedule_words(s["schedule_type"], s["schedule_time"]), style=dim),
+            "next": next_run_cell(parse_time(s.get("next_run")), now, enabled),
+            "last": last_run_cell(parse_time(s.get("last_run")), now),
+            "status": status,
+            "fails": Text(str(fails), style=tone("bold red" if fails >= threshold else ("yellow" if fails else "dim")), justify="right"),
+        }
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.open_output(event.row_key.value)
+
+    # -- actions ------------------------------------------------------------------
+
+    def action_run_now(self) -> None:
+        self.run_job(self.selected())
+
+    def action_output(self) -> None:
+        self.open_output(self.selected())
+
+    def action_add(self) -> None:
+        self.open_form(None)
+
+    def action_edit(self) -> None:
+        self.open_form(self.selected())
+
+    def action_toggle(self) -> None:
+        self.toggle_job(self.selected())
+
+    def action_delete(self) -> None:
+        self.delete_job(self.selected())
+
+    def action_kill(self) -> None:
+        self.kill_job(self.selected())
+
+    def action_history(self) -> None:
+        self.open_history(None)
+
+    def form_saved(self, name: str | None) -> None:
+        if name is None:
+            return
+        self.refresh_jobs()
+        if name in self._keys:
+            self.table.move_cursor(row=self._keys.index(name), animate=False)
+
+    # -- filter ------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        bar = self.query_one("#jobs-filter")
+        bar.display = True
+        self.query_one("#filter-input", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        bar = self.query_one("#jobs-filter")
+        if not bar.display and not self.filter_text:
+            return
+        self.query_one("#filter-input", Input).value = ""
+        self.filter_text = ""
+        bar.display = False
+        self.table.focus()
+        self.refresh_jobs()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter-input":
+            event.stop()
+            self.filter_text = event.value.strip()
+            self.refresh_jobs()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter-input":
+            event.stop()
+            if not self.filter_text:
+                self.query_one("#jobs-filter").display = False
+            self.table.focus()
