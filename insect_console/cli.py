@@ -103,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as e:  # the environment, not our code: a directory we can't write, a full disk
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"insect-console: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0
 
@@ -129,13 +133,9 @@ def cmd_scheduler(config: str, level: str, headless: bool) -> int:
 
     engine = Engine(config)
     if not headless:
-        try:
-            from insect_console.app import run_console  # the Textual console, imported only here
-        except ImportError:
-            setup_logging(level)
-            logging.getLogger("insect_console").warning("the console is not there yet; running headless (use --no-ui to silence this)")
-        else:
-            return run_console(engine)
+        from insect_console.app import run_console  # the Textual console, imported only here
+
+        return run_console(engine)
     setup_logging(level)
     return run_daemon(engine)
 
@@ -151,6 +151,7 @@ def cmd_run_job(args, config: str) -> int:
 
     engine = Engine(config)
     job = engine.config.job(args.name)
+    engine.recover_interrupted()  # a run-job killed with SIGKILL earlier gets its record (cron use has no daemon)
     if not args.local:
         from insect_console.control import connect_to_daemon
 

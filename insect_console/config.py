@@ -139,6 +139,9 @@ class ConfigStore:
             if not create:
                 raise ConfigError(f"{self.display_path}: no such config file")
             self._create_default()
+        return self._read_and_parse()
+
+    def _read_and_parse(self) -> Config:
         try:
             check_private_file(self.path, "config file")
             raw = self.path.read_bytes()
@@ -260,10 +263,13 @@ class ConfigStore:
         return merged
 
     def _create_default(self) -> None:
-        with locked(self.lock_path):
-            if self.path.exists():
-                return
-            atomic_write(self.path, self.render(Config(jobs=DEFAULT_JOBS)))
+        try:
+            with locked(self.lock_path):
+                if self.path.exists():
+                    return
+                atomic_write(self.path, self.render(Config(jobs=DEFAULT_JOBS)))
+        except OSError as e:
+            raise ConfigError(f"{self.display_path}: can't create the default config: {e.strerror or e}") from None
 
     # -- the usual changes -----------------------------------------------
 

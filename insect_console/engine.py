@@ -74,6 +74,7 @@ class Engine:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._reload_requested = False
+        self._stop_called = False
         self._pool: ThreadPoolExecutor | None = None
         self._loop_thread: threading.Thread | None = None
         self._scheduler_lock: int | None = None
@@ -143,7 +144,14 @@ class Engine:
         self._scheduler_lock = fd
 
     def stop(self, grace: float | None = None) -> None:
-        """Stop starting runs, let running ones finish within `grace`, then end their trees."""
+        """Stop starting runs, let running ones finish within `grace`, then end their trees.
+
+        Safe to call more than once, from any thread: only the first call does the work.
+        """
+        with self._lock:
+            if self._stop_called:
+                return
+            self._stop_called = True
         self._stopping.set()
         self._wake.set()
         if self._loop_thread is not None:
@@ -516,6 +524,11 @@ class Engine:
     def recover_interrupted(self) -> list[dict[str, Any]]:
         """Record runs whose owner died mid-run as `interrupted`, and end their leftovers."""
         stale: list[tuple[str, dict[str, Any]]] = []
+        if not any(
+            not proctree.is_same_process(e.get("owner_pid"), e.get("owner_create_time"))
+            for e in self.state.read()["running"].values()
+        ):
+            return []  # the usual case: nothing to write
 
         def take(state: dict[str, Any]) -> None:
             for run_id, entry in list(state["running"].items()):
@@ -589,7 +602,11 @@ class Engine:
     def status(self) -> list[dict[str, Any]]:
         """One entry per job: the spec's `get_job_status` fields plus running details."""
         state = self.state.read()
-        running = {entry.get("job_name"): entry for entry in state["running"].values()}
+        running = {
+            entry.get("job_name"): entry
+            for entry in state["running"].values()
+            if proctree.is_same_process(entry.get("owner_pid"), entry.get("owner_create_time"))
+        }
         anchors = self._last_runs()
         published = state.get("next_runs", {}) if not self.running and scheduler_pid(self.store) is not None else None
         out = []
