@@ -32,7 +32,7 @@ from textual.worker import Worker, WorkerState
 from insect_console.clock import Clock
 from insect_console.engine import Engine
 from insect_console.errors import SchedulerRunning
-from insect_console.events import ClockJumped, ConfigReloaded, Notification, RunSkipped
+from insect_console.events import ClockJumped, ConfigReloaded, DaemonLost, Notification, RunSkipped
 from insect_console.screens.dialogs import QuitScreen, WaitingScreen
 from insect_console.screens.help import HelpScreen
 from insect_console.screens.jobs import JobsScreen
@@ -128,7 +128,52 @@ class InsectConsole(App[str]):
             self.notify(f"{event.job_name} not started: {event.reason}", severity="warning")
         elif isinstance(event, ClockJumped):
             self.notify(f"The wall clock jumped {event.seconds:+.0f} s; next runs recomputed.", severity="warning")
+        elif isinstance(event, DaemonLost):
+            self.daemon_lost()
         self.engine_events.publish(event)
+
+    # -- attached to a daemon ---------------------------------------------------------------
+
+    @property
+    def attached(self) -> bool:
+        return bool(getattr(self.engine, "attached", False))
+
+    def daemon_lost(self) -> None:
+        """The daemon we were attached to went away: say so, and offer to schedule from here."""
+        from insect_console.screens.dialogs import ConfirmScreen
+
+        pid = getattr(self.engine, "daemon_pid", None)
+        self.set_notice("bold red", f"✗ daemon pid {pid} went away: nothing is scheduling")
+        self.push_screen(
+            ConfirmScreen(
+                f"The daemon (pid {pid}) has stopped.",
+                "Nothing schedules the jobs now. Start this console's own scheduler? "
+                "(It stops when the console closes.)",
+                "Start scheduler",
+            ),
+            lambda yes: self.start_own_engine() if yes else None,
+        )
+
+    @work(thread=True, group="engine", exclusive=True, exit_on_error=False)
+    def start_own_engine(self) -> None:
+        engine = Engine(self.engine.store.path, base_dir=self.engine.store.base_dir)
+        try:
+            engine.start()
+        except SchedulerRunning as e:
+            self.call_from_thread(self.notify, str(e), title="Not started", severity="error", timeout=10)
+            return
+        self.call_from_thread(self.use_engine, engine)
+
+    def use_engine(self, engine: Engine) -> None:
+        """Switch the console to `engine` (after the daemon went away)."""
+        old, self.engine = self.engine, engine
+        self.bridge.close()
+        self.bridge = EngineBridge(engine)
+        self.bridge.attach(self)
+        old.stop(0)
+        self.set_notice("green", "✓ this console now runs the scheduler")
+        self.notify("This console now runs the scheduler; it stops when the console closes.", title="Scheduler started")
+        self.status_changed.publish(None)
 
     def on_exit_requested(self, _message: ExitRequested) -> None:
         self.exit()
@@ -161,8 +206,11 @@ class InsectConsole(App[str]):
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
-        """Quit; with runs in progress, ask: wait for them, stop them, or cancel."""
-        active = self.engine.active_runs()
+        """Quit; with runs in progress, ask: wait for them, stop them, or cancel.
+
+        Attached to a daemon, the runs are the daemon's: the console just detaches.
+        """
+        active = {} if self.attached else self.engine.active_runs()
         if not active:
             self.exit()
             return
@@ -253,7 +301,7 @@ class _Shutdown:
         with self._lock:
             if not self._stopped:
                 self._stopped = True
-                self.engine.stop(grace)
+                self.app.engine.stop(grace)  # the app's engine: it may have been switched
 
     def on_signal(self, signum: int, _frame) -> None:
         if self.signal is None:
@@ -272,8 +320,17 @@ def run_console(engine: Engine) -> int:
     try:
         engine.start()
     except SchedulerRunning as e:
-        print(f"insect-console: {e}", file=sys.stderr)
-        return 2
+        # a daemon holds the config: attach to it instead of scheduling twice
+        from insect_console.control import DaemonGone
+        from insect_console.remote import RemoteEngine
+
+        remote = RemoteEngine(engine.store)
+        try:
+            remote.start()
+        except DaemonGone as gone:
+            print(f"insect-console: {e}, and it does not answer on its control socket ({gone})", file=sys.stderr)
+            return 2
+        engine = remote
     restore_logging = _log_to_file(engine)
     app = create_app(engine)
     shutdown = _Shutdown(engine, app)
@@ -283,13 +340,13 @@ def run_console(engine: Engine) -> int:
         result = app.run()
     finally:
         try:
-            running = sorted(engine.active_runs())
+            running = [] if app.attached else sorted(app.engine.active_runs())
             if running and shutdown.signal is None:
                 names = ", ".join(running)
                 if result == "stop":
                     _say(f"insect-console: stopping {names}…")
                 else:
-                    _say(f"insect-console: waiting up to {engine.settings.shutdown_grace} s for {names}…")
+                    _say(f"insect-console: waiting up to {app.engine.settings.shutdown_grace} s for {names}…")
         finally:
             shutdown.stop(0 if result == "stop" else None)
             shutdown.done.set()

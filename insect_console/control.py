@@ -154,9 +154,12 @@ class ControlServer:
     # -- engine thread side: enqueue only, never block ----------------------------
 
     def _on_event(self, event: ev.Event) -> None:
-        data = (json.dumps(encode_event(event), ensure_ascii=False) + "\n").encode()
         with self._lock:
             targets = [c for c in self._clients.values() if c.subscribed and not c.dropped]
+        if not targets:
+            return  # encode only for someone: a chatty job with no console attached costs nothing here
+        data = (json.dumps(encode_event(event), ensure_ascii=False) + "\n").encode()
+        with self._lock:
             for client in targets:
                 self._enqueue(client, data)
         if targets:

@@ -109,7 +109,13 @@ class RemoteEngine:
     # -- the Engine surface the console uses --------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
-        result = self._call("status")
+        """The daemon's status; once it is gone, what the files say (no next runs: nothing schedules)."""
+        try:
+            result = self._call("status")
+        except DaemonGone:
+            with self._lock:
+                self._active, self._next_runs = {}, {}
+            return self._offline_status()
         self.daemon_pid = result.get("pid")
         jobs = result.get("jobs", [])
         with self._lock:
@@ -125,6 +131,28 @@ class RemoteEngine:
                 for name, a in result.get("active", {}).items()
             }
         return jobs
+
+    def _offline_status(self) -> list[dict[str, Any]]:
+        state = self.state.read()
+        out = []
+        for job in self.config.jobs:
+            js = state["jobs"].get(job.name, {})
+            out.append(
+                {
+                    "name": job.name,
+                    "enabled": job.enabled,
+                    "schedule_type": job.schedule_type,
+                    "schedule_time": job.schedule_time,
+                    "last_run": js.get("last_run"),
+                    "last_status": js.get("last_status"),
+                    "error_count": js.get("error_count", 0),
+                    "next_run": None,
+                    "running": False,
+                    "running_since": None,
+                    "running_pid": None,
+                }
+            )
+        return out
 
     def active_runs(self) -> dict[str, ActiveRun]:
         with self._lock:

@@ -65,13 +65,14 @@ class ConsoleScreen(Screen):
             self.notify(f"{name} is not running in this console.", severity="warning")
             return
         pid = active.run.pid if active.run is not None else None
+        tree = f"Its whole process tree (pid {pid})" if pid else "Its whole process tree"
 
         def confirmed(yes: bool | None) -> None:
             if yes and not self.engine.kill(name):
                 self.notify(f"{name} had already finished.")
 
         self.app.push_screen(
-            ConfirmScreen(f"Kill the running {name}?", f"Its whole process tree (pid {pid}) is ended; the run is recorded as error.", "Kill"),
+            ConfirmScreen(f"Kill the running {name}?", f"{tree} is ended; the run is recorded as error.", "Kill"),
             confirmed,
         )
 

@@ -52,8 +52,13 @@ class TopBar(Widget):
         engine = app.engine
         running = len(engine.active_runs())
         left = Text.assemble((" insect-console", "bold"), " › ", self.section)
+        if getattr(engine, "attached", False):
+            pid = getattr(engine, "daemon_pid", None)
+            where = Text(f"daemon pid {pid} GONE", style="bold red") if not engine.running else Text(f"attached to daemon pid {pid}", style="bold")
+        else:
+            where = Text(clip(engine.store.display_path, 28))
         right = Text.assemble(
-            clip(engine.store.display_path, 28),
+            where,
             " · ",
             (f"{running} running", "bold") if running else "idle",
             " · ",

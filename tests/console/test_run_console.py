@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 from textual.app import App
@@ -9,24 +10,43 @@ from textual.app import App
 from insect_console import app as app_module
 from insect_console.app import InsectConsole, run_console
 from insect_console.cli import main
+from insect_console.control import socket_path
 from insect_console.engine import Engine
 
 from .conftest import job
 
 
-def test_a_second_scheduler_is_refused(make_engine, capsys):
+def test_a_second_console_attaches_to_the_running_scheduler(make_engine, monkeypatch):
     first = make_engine([job("one")])
+    results: dict = {}
+
+    def run(self, **_kw):
+        async def auto(pilot):
+            await pilot.pause(0.3)
+            results["attached"] = self.attached
+            results["pid"] = self.engine.daemon_pid
+            await pilot.press("q")  # attached: quitting only detaches, nothing is asked
+
+        return App.run(self, headless=True, size=(80, 24), auto_pilot=auto)
+
+    monkeypatch.setattr(InsectConsole, "run", run)
     second = Engine(first.store.path, base_dir=first.store.base_dir)
-    assert run_console(second) == 2
-    err = capsys.readouterr().err
-    assert "a scheduler is already running" in err and err.count("\n") == 1
+    assert run_console(second) == 0
+    assert results == {"attached": True, "pid": os.getpid()}
+    assert first.running  # the console leaving did not stop the scheduler it was attached to
     assert not second.running
 
 
-def test_the_cli_refuses_too(make_engine, capsys):
+def test_a_scheduler_that_does_not_answer_is_refused(make_engine, capsys):
+    """A config locked by a scheduler without a control socket: one line, exit 2, no second scheduler."""
     first = make_engine([job("one")])
+    socket_path(first.store.runtime_dir).unlink()  # as an older or wedged daemon would have it
+    second = Engine(first.store.path, base_dir=first.store.base_dir)
+    assert run_console(second) == 2
+    err = capsys.readouterr().err
+    assert "a scheduler is already running" in err and "control socket" in err and err.count("\n") == 1
+    assert not second.running
     assert main(["-c", str(first.store.path)]) == 2
-    assert "already running" in capsys.readouterr().err
 
 
 def _headless_run(pressed: list[str], results: dict):
