@@ -450,9 +450,6 @@ def test_run_job_interrupted_ends_its_job_and_records_it(tmp_path, sig):
     assert [r["status"] for r in history_records(tmp_path / "logs" / "batch")] == ["interrupted"]
 
 
-@pytest.mark.xfail(reason="BUG: engine.Engine.status() trusts the state file's 'running' entries without checking that their owner "
-                          "process lives; without a scheduler (cron mode) nothing recovers them, so after a run-job is SIGKILLed "
-                          "(OOM) `list` shows the job running forever", strict=False)
 def test_a_run_job_killed_with_sigkill_is_not_shown_running_forever(tmp_path):
     cfg = write_config(tmp_path, job_toml("long", "sleep 300"), job_toml("quick", "true"))
     proc = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "long"], cwd=tmp_path,
@@ -469,8 +466,6 @@ def test_a_run_job_killed_with_sigkill_is_not_shown_running_forever(tmp_path):
     assert "running" not in row.split()
 
 
-@pytest.mark.xfail(reason="BUG: config.ConfigStore._create_default/fileio.locked let an OSError from creating the config's "
-                          "directories (here NotADirectoryError) escape: a traceback instead of one line and exit 2", strict=False)
 @pytest.mark.parametrize("args", [("list",), ("add", "x", "true", "--type", "daily", "--time", "04:00")], ids=["list", "add"])
 def test_a_config_path_that_cannot_be_created_is_one_line(tmp_path, args):
     (tmp_path / "afile").write_text("not a directory\n")
