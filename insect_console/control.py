@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from insect_console import events as ev
-from insect_console.errors import AlreadyRunning, JobNotFound, UserError
+from insect_console.errors import AlreadyRunning, UserError
 
 if TYPE_CHECKING:
     from insect_console.engine import Engine

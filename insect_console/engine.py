@@ -58,7 +58,51 @@ class ActiveRun:
     output_file: str | None = None
 
 
-class Engine:
+class ConfigChanges:
+    """The console's forms change the config through these: the file is written under its lock,
+    then `reload()` applies it at once. Shared by `Engine` and `RemoteEngine`."""
+
+    store: ConfigStore
+
+    def reload(self) -> None:
+        raise NotImplementedError
+
+    def add_job(self, job: Job) -> None:
+        self.store.add_job(job)
+        self.reload()
+
+    def replace_job(self, name: str, job: Job) -> None:
+        """Change a job in place; a running job keeps running, the change applies to its next run."""
+        self.store.replace_job(name, job)
+        self.reload()
+
+    def remove_job(self, name: str) -> None:
+        self.store.remove_job(name)
+        self.reload()
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        self.store.set_enabled(name, enabled)
+        self.reload()
+
+
+def status_entry(job: Job, js: dict[str, Any], next_run: dt.datetime | None, run: dict[str, Any] | None) -> dict[str, Any]:
+    """One job's status: the spec's `get_job_status` fields plus running details."""
+    return {
+        "name": job.name,
+        "enabled": job.enabled,
+        "schedule_type": job.schedule_type,
+        "schedule_time": job.schedule_time,
+        "last_run": js.get("last_run"),
+        "last_status": js.get("last_status"),
+        "error_count": js.get("error_count", 0),
+        "next_run": next_run.isoformat(timespec="seconds") if next_run else None,
+        "running": run is not None,
+        "running_since": run.get("start_time") if run else None,
+        "running_pid": run.get("pid") if run else None,
+    }
+
+
+class Engine(ConfigChanges):
     """Schedules and runs the jobs of one config file."""
 
     def __init__(self, config_path: Path | str = DEFAULT_CONFIG_PATH, *, base_dir: Path | str | None = None, clock: Clock | None = None) -> None:
@@ -365,25 +409,6 @@ class Engine:
         active.run.kill("error", "killed on request")
         return True
 
-    # -- config changes (the console's forms); the file is written under its lock ------
-
-    def add_job(self, job: Job) -> None:
-        self.store.add_job(job)
-        self.reload()
-
-    def replace_job(self, name: str, job: Job) -> None:
-        """Change a job in place; a running job keeps running, the change applies to its next run."""
-        self.store.replace_job(name, job)
-        self.reload()
-
-    def remove_job(self, name: str) -> None:
-        self.store.remove_job(name)
-        self.reload()
-
-    def set_enabled(self, name: str, enabled: bool) -> None:
-        self.store.set_enabled(name, enabled)
-        self.reload()
-
     def active_runs(self) -> dict[str, ActiveRun]:
         with self._lock:
             return dict(self._active)
@@ -618,22 +643,7 @@ class Engine:
                 next_run = _parse_local(published.get(job.name)) if job.enabled else None
             else:
                 next_run = next_run_preview(job, self.clock, anchors)
-            run = running.get(job.name)
-            out.append(
-                {
-                    "name": job.name,
-                    "enabled": job.enabled,
-                    "schedule_type": job.schedule_type,
-                    "schedule_time": job.schedule_time,
-                    "last_run": js.get("last_run"),
-                    "last_status": js.get("last_status"),
-                    "error_count": js.get("error_count", 0),
-                    "next_run": next_run.isoformat(timespec="seconds") if next_run else None,
-                    "running": run is not None,
-                    "running_since": run.get("start_time") if run else None,
-                    "running_pid": run.get("pid") if run else None,
-                }
-            )
+            out.append(status_entry(job, js, next_run, running.get(job.name)))
         return out
 
 

@@ -17,10 +17,9 @@ from typing import Any, Callable
 from insect_console.clock import SystemClock
 from insect_console.config import Config, ConfigStore, Settings
 from insect_console.control import ControlClient, DaemonGone, socket_path
-from insect_console.engine import ActiveRun
+from insect_console.engine import ActiveRun, ConfigChanges, status_entry
 from insect_console.errors import AlreadyRunning, ConfigError
 from insect_console.events import ConfigReloaded, DaemonLost, Event, EventBus, Listener
-from insect_console.jobs import Job
 from insect_console.state import StateStore
 
 log = logging.getLogger("insect_console.remote")
@@ -40,7 +39,7 @@ class _RemoteSchedule:
             return None
 
 
-class RemoteEngine:
+class RemoteEngine(ConfigChanges):
     attached = True
 
     def __init__(self, store: ConfigStore) -> None:
@@ -133,26 +132,8 @@ class RemoteEngine:
         return jobs
 
     def _offline_status(self) -> list[dict[str, Any]]:
-        state = self.state.read()
-        out = []
-        for job in self.config.jobs:
-            js = state["jobs"].get(job.name, {})
-            out.append(
-                {
-                    "name": job.name,
-                    "enabled": job.enabled,
-                    "schedule_type": job.schedule_type,
-                    "schedule_time": job.schedule_time,
-                    "last_run": js.get("last_run"),
-                    "last_status": js.get("last_status"),
-                    "error_count": js.get("error_count", 0),
-                    "next_run": None,
-                    "running": False,
-                    "running_since": None,
-                    "running_pid": None,
-                }
-            )
-        return out
+        jobs = self.state.read()["jobs"]
+        return [status_entry(job, jobs.get(job.name, {}), None, None) for job in self.config.jobs]
 
     def active_runs(self) -> dict[str, ActiveRun]:
         with self._lock:
@@ -175,22 +156,6 @@ class RemoteEngine:
             self._call("reload")
         except DaemonGone:
             pass
-
-    def add_job(self, job: Job) -> None:
-        self.store.add_job(job)
-        self.reload()
-
-    def replace_job(self, name: str, job: Job) -> None:
-        self.store.replace_job(name, job)
-        self.reload()
-
-    def remove_job(self, name: str) -> None:
-        self.store.remove_job(name)
-        self.reload()
-
-    def set_enabled(self, name: str, enabled: bool) -> None:
-        self.store.set_enabled(name, enabled)
-        self.reload()
 
 
 def _naive(iso: str | None) -> dt.datetime | None:

@@ -24,7 +24,7 @@ from typing import Callable
 
 from insect_console import proctree
 from insect_console.fileio import ensure_private_dir
-from insect_console.jobs import Job, format_duration
+from insect_console.jobs import Job
 
 log = logging.getLogger(__name__)
 
