@@ -116,7 +116,7 @@ def dispatch(args: argparse.Namespace) -> int:
     command = args.command or "scheduler"
     if command == "scheduler":
         return cmd_scheduler(config, level, headless=args.no_ui)
-    from insect_console.daemon import setup_logging
+    from insect_console.logsetup import setup_logging
 
     setup_logging(getattr(args, "log_level", "WARNING"))
     handler = globals()["cmd_" + command.replace("-", "_")]

@@ -8,17 +8,9 @@ import signal
 import sys
 
 from insect_console.engine import Engine
+from insect_console.logsetup import setup_logging  # noqa: F401 - the daemon's logging, re-exported
 
 log = logging.getLogger("insect_console.daemon")
-
-
-def setup_logging(level: str = "INFO") -> None:
-    """Log to stderr; under systemd (JOURNAL_STREAM set) the journal adds the timestamps."""
-    if os.environ.get("JOURNAL_STREAM"):
-        fmt = "%(levelname)s %(name)s: %(message)s"
-    else:
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr, force=True)
 
 
 def run_daemon(engine: Engine) -> int:
