@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from insect_console.fileio import append_line
 
@@ -95,6 +95,8 @@ class HistoryReader:
     log_dir: Path
     skipped: int = 0
     files_read: list[Path] = field(default_factory=list)
+    cancelled: Callable[[], bool] | None = None
+    """Checked every few thousand lines: a reader whose result is no longer wanted stops early."""
 
     def records(self, query: HistoryQuery | None = None) -> Iterator[dict[str, Any]]:
         q = query or HistoryQuery()
@@ -106,7 +108,9 @@ class HistoryReader:
             if q.since and day < q.since:
                 break
             self.files_read.append(path)
-            for line in reverse_lines(path):
+            for n, line in enumerate(reverse_lines(path)):
+                if n % 4096 == 0 and self.cancelled is not None and self.cancelled():
+                    return
                 if needle is not None and needle not in line and _looks_like_record(line):
                     continue  # another job's record: not parsed, which keeps a filtered scan fast
                 record = parse_record(line)

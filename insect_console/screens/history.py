@@ -81,6 +81,8 @@ class HistoryScreen(ConsoleScreen):
         super().__init__()
         self.initial_job = job
         self._generation = 0
+        self._active_query: HistoryQuery | None = None
+        self._trends: Trends | None = None
         self._records: list[dict[str, Any]] = []
         self._iter: Iterator[dict[str, Any]] | None = None
         self._reader: HistoryReader | None = None
@@ -138,13 +140,17 @@ class HistoryScreen(ConsoleScreen):
                 return None
         return HistoryQuery(job=job, status=status, since=day, until=day, limit=None)
 
-    def start_query(self) -> None:
+    def start_query(self, force: bool = False) -> None:
+        """Read the history for the current filters (not again when they did not change)."""
         q = self.current_query()
         day_input = self.query_one("#f-day", Input)
         day_input.set_class(q is None, "-invalid")
         if q is None:
             self._info("✗ day: use YYYY-MM-DD, e.g. 2026-03-14", "bold red")
             return
+        if not force and q == self._active_query:
+            return  # e.g. the Selects' own first Changed events: one scan, not three
+        self._active_query = q
         self._generation += 1
         self._records = []
         self._reader = HistoryReader(self.engine.log_dir)
@@ -166,8 +172,10 @@ class HistoryScreen(ConsoleScreen):
 
     @work(thread=True, group="history-page", exit_on_error=False)
     def _fetch(self, generation: int, records: Iterator[dict[str, Any]], reader: HistoryReader, count: int) -> None:
+        reader.cancelled = lambda: generation != self._generation  # a newer query stops this scan
         page = [slim(r) for r in islice(records, count)]
-        self.post_message(HistoryPage(generation, page, len(page) < count, reader.skipped))
+        if generation == self._generation:
+            self.post_message(HistoryPage(generation, page, len(page) < count, reader.skipped))
 
     def on_history_page(self, message: HistoryPage) -> None:
         if message.generation != self._generation:
@@ -246,6 +254,7 @@ class HistoryScreen(ConsoleScreen):
         self.post_message(Trends(per_job))
 
     def on_trends(self, message: Trends) -> None:
+        self._trends = message
         lines = Text()
         shown = list(message.per_job.items())
         job = self.query_one("#f-job", Select).value
@@ -279,7 +288,8 @@ class HistoryScreen(ConsoleScreen):
         event.stop()
         if self.is_mounted:
             self.start_query()
-            self.load_trends()
+            if self._trends is not None:  # the trends are of all jobs; only what is shown changes
+                self.on_trends(self._trends)
 
     @on(Input.Changed, "#f-day")
     def _day_changed(self, event: Input.Changed) -> None:
@@ -310,7 +320,7 @@ class HistoryScreen(ConsoleScreen):
         self.query_one("#f-job", Select).focus()
 
     def action_reload(self) -> None:
-        self.start_query()
+        self.start_query(force=True)
         self.load_trends()
 
 

@@ -13,7 +13,7 @@ from textual.widgets import Input, Select
 from insect_console.app import create_app
 from insect_console.screens import QuitScreen
 
-from .conftest import fixed_stats
+from .conftest import screen_text, wait_for, fixed_stats
 
 SIZE = (80, 24)
 
@@ -59,12 +59,23 @@ def test_edit_form(snap_compare, snapshot_engine):
     assert snap_compare(console(snapshot_engine), terminal_size=SIZE, press=["down", "down", "down", "e"])
 
 
+async def _history_loaded(pilot) -> None:
+    """Open the history and wait until its page and trends are in (not a fixed sleep: a busy CI box is slow)."""
+    await pilot.press("h")
+    await wait_for(pilot, lambda: "end of history" in screen_text(pilot.app) and "last 0.3s" in screen_text(pilot.app), what="the history page")
+
+
 def test_history(snap_compare, snapshot_engine):
-    assert snap_compare(console(snapshot_engine), terminal_size=SIZE, press=["h", "wait:300"])
+    assert snap_compare(console(snapshot_engine), terminal_size=SIZE, run_before=_history_loaded)
 
 
 def test_run_detail(snap_compare, snapshot_engine):
-    assert snap_compare(console(snapshot_engine), terminal_size=SIZE, press=["h", "wait:300", "down", "enter", "wait:300"])
+    async def open_run(pilot) -> None:
+        await _history_loaded(pilot)
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: "chatty line 12/12" in screen_text(pilot.app), what="the run's output")
+
+    assert snap_compare(console(snapshot_engine), terminal_size=SIZE, run_before=open_run)
 
 
 def test_help(snap_compare, snapshot_engine):
