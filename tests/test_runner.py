@@ -47,7 +47,7 @@ class Run:
         self.first_line = threading.Event()
 
     def _on_output(self, stream: str, lines: list[str]) -> None:
-        self.chunks += 1
+        self.chunks += len(lines)  # pieces handed on (a batch may carry several)
         self.longest = max(self.longest, *(len(line) for line in lines))
         if self.keep_lines:
             self.lines[stream].extend(lines)
