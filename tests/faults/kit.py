@@ -266,53 +266,12 @@ def assert_no_overlap(records: list[dict[str, Any]], slack: float = 0.01) -> int
 # -- processes -------------------------------------------------------------------------------
 
 
-def alive(pid: int) -> bool:
-    """True for a live process; a zombie (ended, not yet reaped) counts as gone."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def processes_with_env(name: str, value: str) -> list[psutil.Process]:
-    """Live processes (not this one) whose environment has name=value, read from /proc."""
-    needle = f"{name}={value}".encode()
-    me = os.getpid()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = f.read()
-        except OSError:
-            continue
-        if needle in env.split(b"\0") and alive(int(entry)):
-            with contextlib.suppress(psutil.Error):
-                found.append(psutil.Process(int(entry)))
-    return found
+# the engine suite's process helpers (tests/helpers.py), under the names this suite uses
+from helpers import describe, is_alive as alive, kill_processes as kill_all, processes_with_env  # noqa: E402,F401
 
 
 def run_processes(run_id: str) -> list[psutil.Process]:
     return processes_with_env(RUN_MARKER, run_id)
-
-
-def kill_all(procs: Iterable[psutil.Process]) -> None:
-    procs = list(procs)
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    psutil.wait_procs(procs, timeout=5)
-
-
-def describe(procs: Iterable[psutil.Process]) -> list[tuple[int, str]]:
-    out = []
-    for p in procs:
-        try:
-            out.append((p.pid, " ".join(p.cmdline())))
-        except psutil.Error:
-            out.append((p.pid, "?"))
-    return out
 
 
 def parse_toml(data: bytes) -> dict[str, Any]:
