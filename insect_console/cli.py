@@ -127,7 +127,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(config: str, level: str, headless: bool) -> int:
-    from insect_console.daemon import run_daemon, setup_logging
+    from insect_console.daemon import run_daemon
+    from insect_console.logsetup import setup_logging
     from insect_console.engine import Engine
 
     engine = Engine(config)

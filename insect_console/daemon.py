@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import sys
 
 from insect_console.engine import Engine
-from insect_console.logsetup import setup_logging  # noqa: F401 - the daemon's logging, re-exported
 
 log = logging.getLogger("insect_console.daemon")
 

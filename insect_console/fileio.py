@@ -116,11 +116,3 @@ def append_line(path: Path, line: bytes, mode: int = 0o600) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def read_pid_file(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
