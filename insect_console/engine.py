@@ -339,11 +339,13 @@ class Engine(ConfigChanges):
         with self._lock:
             if self._stopping.is_set() or self._pool is None:
                 return None
-            if name in self._active:
-                self._skip(job, f"still running since {_hhmmss(self._active[name].start_time)}")
-                return None
-            active = ActiveRun(job_name=name, run_id=new_run_id(), trigger=trigger)
-            self._active[name] = active
+            busy = self._active.get(name)
+            if busy is None:
+                active = ActiveRun(job_name=name, run_id=new_run_id(), trigger=trigger)
+                self._active[name] = active
+        if busy is not None:  # recorded outside the lock: the record's fsyncs must not block status()
+            self._skip(job, f"still running since {_hhmmss(busy.start_time)}")
+            return None
         self._pool.submit(self._run_on_worker, job, active)
         return active
 
@@ -631,8 +633,8 @@ class Engine(ConfigChanges):
             for entry in state["running"].values()
             if proctree.is_same_process(entry.get("owner_pid"), entry.get("owner_create_time"))
         }
-        anchors = self._last_runs()
         published = state.get("next_runs", {}) if not self.running and scheduler_pid(self.store) is not None else None
+        anchors = self._last_runs() if not self.running and published is None else None  # for previews only
         out = []
         for job in self.config.jobs:
             js = state["jobs"].get(job.name) or self._legacy_state.get(job.name, {})
