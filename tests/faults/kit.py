@@ -24,6 +24,10 @@ from typing import Any, Callable, Iterable, TypeVar
 import psutil
 import tomli_w
 
+import helpers
+# the engine suite's process helpers (tests/helpers.py), under the names this suite uses
+from helpers import describe, is_alive as alive, kill_processes as kill_all, processes_with_env  # noqa: F401
+
 PY = sys.executable
 TAG_ENV = "INSECT_FAULTS_TAG"
 RUN_MARKER = "INSECT_CONSOLE_RUN"  # the engine's per-run marker, read here independently
@@ -201,15 +205,8 @@ class Daemon:
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> T:
-    """Poll until `predicate()` is truthy (a liveness bound, never a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    """Poll until `predicate()` is truthy (a liveness bound, never a timing assertion); this suite waits longer."""
+    return helpers.wait_for(predicate, timeout, interval, what)
 
 
 # -- history ---------------------------------------------------------------------------
@@ -266,8 +263,6 @@ def assert_no_overlap(records: list[dict[str, Any]], slack: float = 0.01) -> int
 # -- processes -------------------------------------------------------------------------------
 
 
-# the engine suite's process helpers (tests/helpers.py), under the names this suite uses
-from helpers import describe, is_alive as alive, kill_processes as kill_all, processes_with_env  # noqa: E402,F401
 
 
 def run_processes(run_id: str) -> list[psutil.Process]:
