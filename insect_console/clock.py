@@ -41,36 +41,58 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that only moves when told to: `set()` and `advance()`. For tests and benchmarks."""
+    """A clock that only moves when told to: `set()` and `advance()`. For tests and benchmarks.
+
+    A thread that read the clock and then waits does not sleep through a move made in between
+    (its wait returns at once, as a spurious wakeup), so a test's `advance()` just after starting
+    an engine is never lost in the gap between the loop's look at the time and its sleep.
+    """
 
     def __init__(self, start: _dt.datetime) -> None:
         self._now = start
         self._mono = 1000.0
+        self._moves = 0
+        self._seen = threading.local()
         self._changed = threading.Condition()
+        self.sleeping = 0
+        """Threads in `wait()` now: a test moves the clock once the engine's loop sleeps."""
+        self.sleeps = 0
+        """Sleeps begun so far: a count that went up means a thread reacted and slept again."""
 
     def now(self) -> _dt.datetime:
+        self._seen.moves = self._moves
         return self._now
 
     def monotonic(self) -> float:
+        self._seen.moves = self._moves
         return self._mono
 
     def set(self, when: _dt.datetime) -> None:
         """Jump the wall clock (as NTP does); monotonic time does not move."""
         with self._changed:
             self._now = when
+            self._moves += 1
             self._changed.notify_all()
 
     def advance(self, seconds: float) -> None:
         with self._changed:
             self._now += _dt.timedelta(seconds=seconds)
             self._mono += seconds
+            self._moves += 1
             self._changed.notify_all()
 
     def wait(self, event: threading.Event, timeout: float) -> bool:
-        deadline = self._mono + timeout
         with self._changed:
-            while not event.is_set() and self._mono < deadline:
-                self._changed.wait(0.05)
+            if getattr(self._seen, "moves", self._moves) != self._moves:
+                return event.is_set()  # moved since this thread last looked: look again first
+            deadline = self._mono + timeout
+            self.sleeping += 1
+            self.sleeps += 1
+            try:
+                while not event.is_set() and self._mono < deadline:
+                    self._changed.wait(0.05)
+            finally:
+                self.sleeping -= 1
         return event.is_set()
 
 

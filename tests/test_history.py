@@ -244,8 +244,10 @@ def test_every_history_record_has_the_batch_result_fields(tmp_path, engines):
     events: queue.Queue = queue.Queue()
     engine.subscribe(lambda e: events.put(e) if isinstance(e, (RunFinished, RunSkipped)) else None)
     engine.start()
+    wait_for(lambda: clock.sleeping, what="the loop to sleep")  # the clock moves only while the loop sleeps
     clock.advance(60)                      # "held" starts
     wait_for(lambda: "held" in engine.active_runs() and engine.active_runs()["held"].run is not None, what="held to start")
+    wait_for(lambda: clock.sleeping, what="the loop to sleep")
     clock.advance(60)                      # and is still running: skipped
     assert isinstance(events.get(timeout=20), RunSkipped)
     release.touch()
