@@ -6,6 +6,7 @@ A file that does not parse or validate is reported in one line and never rewritt
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import tomllib
@@ -70,10 +71,15 @@ class Config:
     jobs: tuple[Job, ...] = ()
 
     def job(self, name: str) -> Job:
-        for job in self.jobs:
-            if job.name == name:
-                return job
-        raise JobNotFound(name)
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise JobNotFound(name) from None
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Job]:
+        """Jobs by name: a burst of 200 due jobs looks each one up."""
+        return {job.name: job for job in self.jobs}
 
     def names(self) -> list[str]:
         return [job.name for job in self.jobs]

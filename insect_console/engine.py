@@ -43,8 +43,15 @@ log = logging.getLogger("insect_console.engine")
 
 MAX_SLEEP = 30.0
 """Longest single sleep of the loop, so a wall-clock change is noticed within this time."""
+START_LEAD = 0.025
+"""The loop wakes this long before a due time: the run is prepared (locks, paths, environment)
+ahead, and only `Popen` is left for the due instant."""
 CLOCK_JUMP = 5.0
 """A difference between wall-clock and monotonic time larger than this counts as a clock jump."""
+
+
+class _Stopped(Exception):
+    """The engine stopped while a run waited for its due instant: it is not started."""
 
 
 @dataclass
@@ -154,6 +161,7 @@ class Engine(ConfigChanges):
         self._take_scheduler_lock()
         self._seed_legacy_state()
         self.recover_interrupted()
+        since = (self.clock.now(), self.clock.monotonic())  # a jump from here on is one the loop sees
         self.scheduler.sync(self.config.jobs, anchors=self._last_runs())
         self._update_state(self._publish_next_runs)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.max_parallel, thread_name_prefix="run")
@@ -162,7 +170,7 @@ class Engine(ConfigChanges):
         if not self._watching:
             log.info("inotify unavailable: checking the config for changes every second")
         self._pruned_on: dt.date | None = None
-        self._loop_thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._loop_thread = threading.Thread(target=self._loop, args=since, name="scheduler", daemon=True)
         self._loop_thread.start()
         self._control = ControlServer(self, socket_path(self.store.runtime_dir))
         try:
@@ -238,8 +246,8 @@ class Engine(ConfigChanges):
 
     # -- the loop ---------------------------------------------------------
 
-    def _loop(self) -> None:
-        last_wall, last_mono = self.clock.now(), self.clock.monotonic()
+    def _loop(self, last_wall: dt.datetime, last_mono: float) -> None:
+        """Dispatch due jobs until stopped; the clocks as read when next runs were computed start the jump check."""
         while not self._stopping.is_set():
             self._wake.clear()
             wall, mono = self.clock.now(), self.clock.monotonic()
@@ -252,16 +260,36 @@ class Engine(ConfigChanges):
                 threading.Thread(target=self.prune_logs, name="prune", daemon=True).start()
             if self._reload_requested or (not self._watching and self._mtime() != self._config_mtime):
                 self.reload()
+            held: list[dt.datetime] = []
             try:
-                for name in self.scheduler.due():
-                    self._dispatch(name, "schedule")
+                held = self._dispatch_due(wall)
             except Exception:
                 log.exception("scheduler loop error")
-            wait = self.scheduler.seconds_until_next()
+            if held:  # due within the lead but still running: look again exactly when due
+                wait = (min(held) - self.clock.now()).total_seconds()
+            else:
+                wait = self.scheduler.seconds_until_next()
+                wait = None if wait is None else wait - START_LEAD
             wait = MAX_SLEEP if wait is None else min(max(wait, 0.0), MAX_SLEEP)
             if not self._watching:
                 wait = min(wait, 1.0)
             self.clock.wait(self._wake, wait)
+
+    def _dispatch_due(self, now: dt.datetime) -> list[dt.datetime]:
+        """Start the jobs due by `now` + START_LEAD: those not yet due are prepared now and
+        spawned at their due instant. Returns the due times of jobs left for later because
+        their previous run is still going (whether to skip them is decided when they are due).
+        """
+        due = self.scheduler.peek_due(now + dt.timedelta(seconds=START_LEAD))
+        taken, held = [], []
+        for d in due:
+            if d.at > now and d.name in self._active:
+                held.append(d.at)
+                continue
+            self._dispatch(d.name, "schedule", not_before=d.at)
+            taken.append(d)
+        self.scheduler.move_on(taken)  # after the dispatches: a burst's first job starts first
+        return held
 
     def _count_output(self, output_file: str | None) -> None:
         """Keep a running total of run output; past `output_max_mb`, prune at once, not at midnight."""
@@ -331,7 +359,7 @@ class Engine(ConfigChanges):
             log.info("config reloaded: %d jobs", len(config.jobs))
         self.events.emit(ConfigReloaded())
 
-    def _dispatch(self, name: str, trigger: str) -> ActiveRun | None:
+    def _dispatch(self, name: str, trigger: str, not_before: dt.datetime | None = None) -> ActiveRun | None:
         try:
             job = self.config.job(name)
         except Exception:
@@ -346,13 +374,15 @@ class Engine(ConfigChanges):
         if busy is not None:  # recorded outside the lock: the record's fsyncs must not block status()
             self._skip(job, f"still running since {_hhmmss(busy.start_time)}")
             return None
-        self._pool.submit(self._run_on_worker, job, active)
+        self._pool.submit(self._run_on_worker, job, active, not_before)
         return active
 
-    def _run_on_worker(self, job: Job, active: ActiveRun) -> None:
+    def _run_on_worker(self, job: Job, active: ActiveRun, not_before: dt.datetime | None = None) -> None:
         try:
             if not self._stopping.is_set():
-                self.execute(job, active.trigger, active=active)
+                self.execute(job, active.trigger, active=active, not_before=not_before)
+        except _Stopped:
+            pass
         except AlreadyRunning as e:
             self._skip(job, str(e), active.run_id, active.trigger)
         except Exception:
@@ -416,22 +446,29 @@ class Engine(ConfigChanges):
 
     # -- one run, start to record -------------------------------------------
 
-    def execute(self, job: Job, trigger: str = "manual", *, on_output: Callable[[str, list[str]], None] | None = None, active: ActiveRun | None = None) -> dict[str, Any]:
+    def execute(self, job: Job, trigger: str = "manual", *, on_output: Callable[[str, list[str]], None] | None = None, active: ActiveRun | None = None, not_before: dt.datetime | None = None) -> dict[str, Any]:
         """Run `job` to the end in this thread and record it. Used by workers and `run-job`.
 
         The per-job run lock is shared by every process on this config, so a job never runs
-        twice at once, whoever started it.
+        twice at once, whoever started it. With `not_before`, everything but the spawn is done
+        first, then the process starts at that instant (raises _Stopped if the engine stops).
         """
         lock_path = self.store.runtime_dir / "jobs" / f"{job.name}.lock"
         try:
             with locked(lock_path, blocking=False):
-                return self._execute_locked(job, trigger, on_output, active or ActiveRun(job.name, new_run_id(), trigger))
+                return self._execute_locked(job, trigger, on_output, active or ActiveRun(job.name, new_run_id(), trigger), not_before)
         except BlockingIOError:
             raise AlreadyRunning(f"{job.name} is already running in another process") from None
 
-    def _execute_locked(self, job: Job, trigger: str, on_output, active: ActiveRun) -> dict[str, Any]:
+    def _wait_until(self, when: dt.datetime) -> None:
+        """Sleep until the wall clock reads `when` (a few ms at most: see START_LEAD)."""
+        while (left := (when - self.clock.now()).total_seconds()) > 0:
+            if self.clock.wait(self._stopping, left):
+                raise _Stopped
+
+    def _execute_locked(self, job: Job, trigger: str, on_output, active: ActiveRun, not_before: dt.datetime | None = None) -> dict[str, Any]:
         settings = self.settings
-        started = dt.datetime.now()
+        started = max(dt.datetime.now(), not_before) if not_before else dt.datetime.now()
         output_file = self.log_dir / "output" / f"{started:%Y%m%d}" / f"{job.name}-{started:%H%M%S}-{active.run_id[-6:]}.log"
         active.output_file = str(output_file)
 
@@ -474,6 +511,12 @@ class Engine(ConfigChanges):
             self.events.emit(RunStarted(active.run_id, job.name, trigger, entry["start_time"], r.pid, str(output_file)))
             log.info("%s: started (%s, pid %s)", job.name, trigger, r.pid)
 
+        if not_before is not None:
+            try:
+                self._wait_until(not_before)
+            except _Stopped:
+                run.discard()
+                raise
         outcome = run.execute(on_start=on_start)
         record = self._record(job, outcome, trigger, output_file if output_file.exists() else None, active.run_id)
         self._finish(job, active.run_id, record)

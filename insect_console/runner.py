@@ -130,6 +130,24 @@ class JobRun:
         self._kill_reason: tuple[str, str] | None = None
         self._wake_r, self._wake_w = os.pipe()
         self._wake_lock = threading.Lock()
+        self._argv = job.argv()
+        self._env = self._environment()
+        cwd = job.cwd
+        if cwd and base_dir and not os.path.isabs(cwd):
+            cwd = str(base_dir / cwd)
+        self._cwd = cwd or (str(base_dir) if base_dir else None)
+
+    def _environment(self) -> dict[str, str]:
+        """Built when the run is made, so a run prepared ahead of its due time only spawns then."""
+        env = dict(os.environ)
+        env.update(self.job.env)
+        env[proctree.MARKER_ENV] = self.run_id
+        env["INSECT_CONSOLE_JOB"] = self.job.name
+        return env
+
+    def discard(self) -> None:
+        """Give back what a run that will not be executed holds (its wake pipe)."""
+        self._close_wake_pipe()
 
     # -- control from other threads --------------------------------------
 
@@ -180,21 +198,13 @@ class JobRun:
         return self._outcome(status, proc.returncode, error, stdout_tail, start, t0)
 
     def _spawn(self) -> subprocess.Popen:
-        env = dict(os.environ)
-        env.update(self.job.env)
-        env[proctree.MARKER_ENV] = self.run_id
-        env["INSECT_CONSOLE_JOB"] = self.job.name
-        cwd = self.job.cwd
-        if cwd and self.base_dir and not os.path.isabs(cwd):
-            cwd = str(self.base_dir / cwd)
-        self._cwd = cwd or (str(self.base_dir) if self.base_dir else None)
         return subprocess.Popen(
-            self.job.argv(),
+            self._argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=self._cwd,
-            env=env,
+            env=self._env,
             start_new_session=True,
             bufsize=0,
         )
@@ -202,7 +212,7 @@ class JobRun:
     def _spawn_error(self, e: OSError) -> str:
         if isinstance(e, FileNotFoundError) and self._cwd and e.filename == self._cwd:
             return f"working directory not found: {self._cwd}"
-        program = self.job.argv()[0] if self.job.argv() else self.job.command
+        program = self._argv[0] if self._argv else self.job.command
         if isinstance(e, FileNotFoundError):
             return f"command not found: {program}"
         if isinstance(e, PermissionError):

@@ -1,7 +1,8 @@
 """Due times, computed by a private `schedule.Scheduler` on an injectable clock.
 
-The engine never calls `run_pending()` in a one-second loop: it asks `seconds_until_next()`,
-sleeps exactly that long (or until woken), then takes the jobs that are `due()`.
+The engine never polls in a one-second loop: it asks `seconds_until_next()`, sleeps until a
+moment before that (or until woken), takes the jobs due by then with `peek_due()`, starts them,
+then moves them on with `move_on()`.
 
 Two corrections to `schedule`'s own behaviour:
 - interval jobs keep their grid: the next run is the previous due time plus the interval (not
@@ -16,6 +17,7 @@ import datetime as dt
 import functools
 import logging
 import threading
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import schedule
@@ -49,6 +51,32 @@ def _next_on_grid(anchor: dt.datetime, period: dt.timedelta, now: dt.datetime) -
     return anchor + period * ((now - anchor) // period + 1)
 
 
+@dataclass(frozen=True)
+class Due:
+    """A job found due by `peek_due`: its name, due time, and the `schedule` job to move on."""
+
+    name: str
+    at: dt.datetime
+    job: schedule.Job = field(repr=False, compare=False)
+
+
+class _FixedNow:
+    """A clock stopped at one instant: a job is moved on as if run exactly when due.
+
+    Without it, a fixed-time job taken 20 ms early would be scheduled for the same time again.
+    """
+
+    def __init__(self, at: dt.datetime) -> None:
+        self._at = at
+
+    def now(self) -> dt.datetime:
+        return self._at
+
+
+def _nothing() -> None:
+    pass
+
+
 class _PrivateScheduler(schedule.Scheduler):
     def every(self, interval: int = 1) -> GridJob:
         return GridJob(interval, self)
@@ -61,7 +89,6 @@ class JobScheduler:
         self.clock = clock or SystemClock()
         self._scheduler = _PrivateScheduler()
         self._entries: dict[str, tuple[When, GridJob]] = {}
-        self._due: list[str] = []
         self._lock = threading.RLock()  # the loop thread and a console's reload both use it
 
     def _ctx(self):
@@ -102,7 +129,7 @@ class JobScheduler:
             job = self._scheduler.every().day.at(when.at)
         else:
             job = getattr(self._scheduler.every(), when.weekday).at(when.at)
-        return job.do(self._due.append, name).tag(name)
+        return job.do(_nothing).tag(name)  # the engine runs jobs; `schedule` only keeps time
 
     @_locked
     def next_run(self, name: str) -> dt.datetime | None:
@@ -120,10 +147,33 @@ class JobScheduler:
     @_locked
     def due(self) -> list[str]:
         """Names of the jobs due now, each once, and their next runs moved on."""
-        self._due.clear()
-        with self._ctx():
-            self._scheduler.run_pending()
-        return list(dict.fromkeys(self._due))
+        taken = self.peek_due(self.clock.now())
+        self.move_on(taken)
+        return [d.name for d in taken]
+
+    @_locked
+    def peek_due(self, until: dt.datetime) -> list[Due]:
+        """The jobs due at or before `until`, earliest first; nothing is moved on yet.
+
+        The engine looks a little ahead (`until` = now + its lead) so it can prepare a run
+        before its due instant, and starts a burst's first job before rescheduling the rest.
+        """
+        due = [Due(name, job.next_run, job) for name, (_, job) in self._entries.items() if job.next_run is not None and job.next_run <= until]
+        due.sort(key=lambda d: d.at)
+        return due
+
+    @_locked
+    def move_on(self, taken: Iterable[Due]) -> None:
+        """Schedule the next runs of jobs taken from `peek_due`, as if run at their due times.
+
+        A job changed or removed by a `sync` in between is left as the sync made it.
+        """
+        for d in taken:
+            entry = self._entries.get(d.name)
+            if entry is None or entry[1] is not d.job or d.job.next_run != d.at:
+                continue
+            with use_clock(_FixedNow(max(d.at, self.clock.now()))):
+                d.job.run()  # schedule's own bookkeeping: last_run, then _schedule_next_run()
 
     @_locked
     def on_clock_jump(self, seconds: float) -> None:

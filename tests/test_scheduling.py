@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import queue
 import random
 
@@ -15,7 +16,7 @@ import pytest
 
 from helpers import fast_settings, history_records, job_toml, wait_file_cmd, wait_for, write_config
 from insect_console.clock import ManualClock
-from insect_console.engine import next_run_preview
+from insect_console.engine import MAX_SLEEP, next_run_preview
 from insect_console.events import RunFinished, RunSkipped, RunStarted
 from insect_console.jobs import make_job
 from insect_console.scheduling import JobScheduler
@@ -284,6 +285,112 @@ def test_engine_skips_a_due_run_while_the_job_still_runs(tmp_path, engines):
     assert statuses == ["skipped", "success"]
 
 
+# -- starting on the due instant: prepared ahead, spawned when due ------------------------------
+
+def test_peek_due_looks_ahead_without_moving_anything_on():
+    clock, s = scheduler_at(D(2024, 1, 1, 1, 59, 59, 980000), job("d", "daily", "02:00"), job("i", "interval", "60"))
+    assert s.peek_due(clock.now()) == []
+    ahead = s.peek_due(clock.now() + dt.timedelta(seconds=0.025))
+    assert [(d.name, d.at) for d in ahead] == [("d", D(2024, 1, 1, 2, 0))]
+    assert s.next_run("d") == D(2024, 1, 1, 2, 0)          # a peek changes nothing
+
+
+def test_a_fixed_time_job_taken_early_is_moved_on_to_its_next_day_not_run_twice():
+    clock, s = scheduler_at(D(2024, 1, 1, 1, 59, 59, 980000), job("d", "daily", "02:00"))
+    s.move_on(s.peek_due(clock.now() + dt.timedelta(seconds=0.025)))
+    assert s.next_run("d") == D(2024, 1, 2, 2, 0)          # not 02:00 today again
+    clock.advance(0.02)
+    assert s.due() == []
+
+
+def test_a_burst_is_peeked_earliest_first_and_a_job_changed_in_between_is_left_as_synced():
+    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), *(job(f"j{i}", "daily", f"10:00:{i:02d}") for i in (3, 1, 2)))
+    clock.set(D(2024, 1, 1, 10, 0, 3))
+    taken = s.peek_due(clock.now())
+    assert [d.name for d in taken] == ["j1", "j2", "j3"]
+    s.sync([job("j1", "daily", "10:00:01"), job("j2", "daily", "11:00"), job("j3", "daily", "10:00:03")])
+    s.move_on(taken)
+    assert s.next_run("j1") == D(2024, 1, 2, 10, 0, 1)
+    assert s.next_run("j2") == D(2024, 1, 1, 11, 0)        # changed by the sync: as the sync made it
+    assert s.next_run("j3") == D(2024, 1, 2, 10, 0, 3)
+
+
+def _asleep(engine, clock) -> None:
+    """Wait until the engine's loop sleeps: the clock is moved only then."""
+    wait_for(lambda: clock.sleeping >= 1, what="the loop to sleep")
+
+
+def _advance(clock, seconds: float) -> None:
+    """Move the clock, then wait until the loop has looked at it and sleeps again."""
+    sleeps = clock.sleeps
+    clock.advance(seconds)
+    wait_for(lambda: clock.sleeps > sleeps and clock.sleeping >= 1, what="the loop to react")
+
+
+def test_engine_prepares_a_run_ahead_and_spawns_it_when_due(tmp_path, engines):
+    cfg = write_config(tmp_path, job_toml("nightly", "echo night", "daily", "02:00"), settings=fast_settings())
+    clock = ManualClock(D(2024, 1, 1, 1, 59, 59))
+    engine = engines(cfg, base_dir=tmp_path, clock=clock)
+    events = _finished(engine)
+    started_at = []
+    engine.subscribe(lambda e: started_at.append(clock.now()) if isinstance(e, RunStarted) else None)
+    engine.start()
+    _asleep(engine, clock)
+    clock.advance(0.99)                                    # 10 ms before 02:00: within the lead
+    armed = wait_for(lambda: engine.active_runs().get("nightly"), what="the run to be prepared")
+    wait_for(lambda: armed.run is not None and clock.sleeping >= 2, what="the run to wait for its instant")
+    assert armed.run.pid is None and started_at == []     # prepared, not started
+    assert engine.scheduler.next_run("nightly") == D(2024, 1, 2, 2, 0)
+    clock.advance(0.01)                                    # 02:00:00
+    event = events.get(timeout=20)
+    assert event.record["status"] == "success" and event.record["output"] == "night\n"
+    assert started_at == [D(2024, 1, 1, 2, 0, 0)]
+    engine.stop(grace=5)
+    assert len(history_records(tmp_path / "logs" / "batch")) == 1
+
+
+def test_a_run_prepared_ahead_is_not_started_when_the_engine_stops_first(tmp_path, engines):
+    marker = tmp_path / "ran"
+    cfg = write_config(tmp_path, job_toml("nightly", f"touch {marker}", "daily", "02:00"), settings=fast_settings())
+    clock = ManualClock(D(2024, 1, 1, 1, 59, 59))
+    engine = engines(cfg, base_dir=tmp_path, clock=clock)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    engine.start()
+    _asleep(engine, clock)
+    clock.advance(0.99)
+    armed = wait_for(lambda: engine.active_runs().get("nightly"), what="the run to be prepared")
+    wait_for(lambda: armed.run is not None and clock.sleeping >= 2, what="the run to wait for its instant")
+    engine.stop(grace=5)
+    assert not marker.exists() and armed.run.pid is None
+    assert history_records(tmp_path / "logs" / "batch") == []
+    assert engine.active_runs() == {}
+    assert len(os.listdir("/proc/self/fd")) <= fds_before  # its wake pipe was given back
+
+
+def test_a_run_that_ends_within_the_lead_is_not_skipped(tmp_path, engines):
+    """Whether a due run is skipped is decided at its due time, not when it is prepared."""
+    release = tmp_path / "release"
+    cfg = write_config(tmp_path, job_toml("slow", wait_file_cmd(release), "interval", "60"), settings=fast_settings())
+    clock = ManualClock(D(2024, 1, 1, 10, 0, 0))
+    engine = engines(cfg, base_dir=tmp_path, clock=clock)
+    events = _finished(engine)
+    engine.start()
+    _asleep(engine, clock)
+    clock.advance(60)                                      # 10:01:00: slow starts
+    wait_for(lambda: engine.status()[0]["running"], what="slow to be running")
+    _asleep(engine, clock)
+    _advance(clock, 59.99)                                 # 10 ms before the next run, still running
+    assert events.empty()                                  # not skipped ahead of time
+    release.touch()
+    assert events.get(timeout=20).record["status"] == "success"
+    wait_for(lambda: not engine.active_runs(), what="the worker to let go of the run")
+    clock.advance(0.01)                                    # 10:02:00: due, and free again
+    assert events.get(timeout=20).record["status"] == "success"
+    engine.stop(grace=0)
+    statuses = sorted(r["status"] for r in history_records(tmp_path / "logs" / "batch"))
+    assert "skipped" not in statuses and len(statuses) == 2
+
+
 def test_list_preview_agrees_with_the_grid_a_scheduler_would_use(tmp_path, engines):
     """`list` without a daemon shows when the job would run if the scheduler started now."""
     cfg = write_config(tmp_path, job_toml("hourly", "true", "interval", "3600"))
@@ -360,10 +467,11 @@ def test_engine_notices_a_clock_jump(tmp_path, engines):
     jumps: queue.Queue = queue.Queue()
     engine.subscribe(lambda e: jumps.put(e) if isinstance(e, ClockJumped) else None)
     engine.start()
+    wait_for(lambda: clock.sleeping, what="the loop to sleep")
     clock.set(D(2024, 1, 1, 12, 0, 0))   # NTP steps the wall clock; monotonic time does not move
-    clock.advance(30)                    # the loop's longest sleep: it wakes and compares the clocks
+    clock.advance(MAX_SLEEP)             # the loop's longest sleep: it wakes and compares the clocks
     event = jumps.get(timeout=20)
     assert event.seconds == pytest.approx(7200, abs=1)
-    assert engine.scheduler.next_run("i") == D(2024, 1, 1, 13, 0, 0)
+    assert engine.scheduler.next_run("i") == D(2024, 1, 1, 13, 0, 0)   # the 1 h spacing is kept
     engine.stop(grace=0)
     assert history_records(tmp_path / "logs" / "batch") == []
