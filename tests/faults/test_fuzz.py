@@ -369,7 +369,7 @@ def test_loader_regression_nul_in_settings(stores, key):
 # -- the history reader ------------------------------------------------------------------------
 
 records = st.fixed_dictionaries(
-    {"job_name": st.one_of(safe_text, st.integers()), "status": st.one_of(st.sampled_from(["success", "error", "timeout"]), safe_text, st.none())},
+    {"job_name": st.one_of(st.sampled_from(["tick", "nightly", "a.b-c_9"]), safe_text, st.integers()), "status": st.one_of(st.sampled_from(["success", "error", "timeout"]), safe_text, st.none())},
     optional={"output": any_text, "start_time": safe_text, "error": st.one_of(st.none(), any_text)},
 )
 
@@ -386,6 +386,17 @@ def history_lines(draw):
     if kind == 3:
         return draw(st.sampled_from([b"", b"   ", b"\r", b"{}", b"[]", b"null", b"\xef\xbb\xbf{}", b"{" * 3000, b"\x1b[2J", b"\xff\xfe"]))
     return draw(st.binary(max_size=30)).replace(b"\n", b"")
+
+
+JOB_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
+"""What a job may be called (the spec's rule), so its JSON form is the same with or without ensure_ascii."""
+
+
+def _file_lines(log_dir: Path, day_offset: int) -> list[bytes]:
+    """The non-blank lines of one day's file, newest first."""
+    day = dt.date(2025, 3, 8) - dt.timedelta(days=day_offset)
+    data = (log_dir / f"batch_{day:%Y%m%d}.jsonl").read_bytes()
+    return [l for l in reversed(data.split(b"\n")) if l.strip()]
 
 
 def _expected(line: bytes) -> dict | None | str:
@@ -426,6 +437,15 @@ def test_fuzz_history_reader(tmp_path, files, block, limit):
         reader = HistoryReader(log_dir)
         assert list(reader.records(HistoryQuery(limit=None))) == expected
         assert reader.skipped == malformed
+        # by job: blocks without the job's name are passed over unread; the same records come
+        # out, and every malformed line that names the job is still counted
+        for name in {r["job_name"] for r in expected[:3] if isinstance(r["job_name"], str) and re.fullmatch(JOB_NAME, r["job_name"])}:
+            needle = json.dumps(name, ensure_ascii=False).encode()
+            lines = [l for d in sorted(by_day) for l in _file_lines(log_dir, d)]
+            naming_it = sum(1 for l in lines if needle in l and _expected(l) is None)
+            reader = HistoryReader(log_dir, block=block)
+            assert list(reader.records(HistoryQuery(job=name, limit=None))) == [r for r in expected if r["job_name"] == name]
+            assert naming_it <= reader.skipped <= malformed
         if limit is not None:
             assert HistoryReader(log_dir).latest(HistoryQuery(limit=limit)) == expected[:limit]
 
