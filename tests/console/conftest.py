@@ -91,6 +91,24 @@ async def wait_for(pilot, predicate: Callable[[], Any], timeout: float = 10.0, w
         await pilot.pause(0.05)
 
 
+async def settle(pilot, timeout: float = 10.0) -> str:
+    """Wait until the app's workers are done and two looks at the screen agree; return its text.
+
+    A snapshot is taken only then, so a late repaint on a slow machine cannot slip into it.
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.05)
+        text = screen_text(pilot.app)
+        if text == last:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError("the screen never settled:\n" + text)
+        last = text
+
+
 # -- fixed data for snapshots -----------------------------------------------------------
 
 SNAPSHOT_JOBS = [

@@ -13,7 +13,7 @@ from textual.widgets import Input, Select
 from insect_console.app import create_app
 from insect_console.screens import QuitScreen
 
-from .conftest import screen_text, wait_for, fixed_stats
+from .conftest import fixed_stats, screen_text, settle, wait_for
 
 SIZE = (80, 24)
 
@@ -63,6 +63,7 @@ async def _history_loaded(pilot) -> None:
     """Open the history and wait until its page and trends are in (not a fixed sleep: a busy CI box is slow)."""
     await pilot.press("h")
     await wait_for(pilot, lambda: "end of history" in screen_text(pilot.app) and "last 0.3s" in screen_text(pilot.app), what="the history page")
+    print("the history screen as the snapshot is taken:", await settle(pilot), sep="\n")  # shown if it fails
 
 
 def test_history(snap_compare, snapshot_engine):
