@@ -133,6 +133,7 @@ class Engine(ConfigChanges):
         self._config_mtime = self._mtime()
         self._history_failed = False
         self._state_failed = False
+        self._identity: tuple[int, float | None] = (0, None)
         self._output_bytes = 0  # run output on disk, as of the last prune plus runs since
         self._pruning = False
         self._legacy_state = self.store.legacy_state()  # run state inside a spec-format JSON config
@@ -289,6 +290,8 @@ class Engine(ConfigChanges):
             self._dispatch(d.name, "schedule", not_before=d.at)
             taken.append(d)
         self.scheduler.move_on(taken)  # after the dispatches: a burst's first job starts first
+        if taken:  # for `list` in other processes; before the due instant when a run is prepared ahead
+            self._update_state(self._publish_next_runs)
         return held
 
     def _count_output(self, output_file: str | None) -> None:
@@ -490,34 +493,43 @@ class Engine(ConfigChanges):
         )
         active.run = run
 
-        def on_start(r: JobRun) -> None:
-            active.start_time = dt.datetime.now()
-            entry = {
-                "job_name": job.name,
-                "pid": r.pid,
-                "create_time": r.create_time,
-                "owner_pid": os.getpid(),
-                "owner_create_time": proctree.process_identity(os.getpid()),
-                "start_time": active.start_time.astimezone().isoformat(timespec="milliseconds"),
-                "output_file": str(output_file),
-                "trigger": trigger,
-            }
-            def mark(state: dict[str, Any]) -> None:
-                state["running"][active.run_id] = entry
-                if self.running:
-                    self._publish_next_runs(state)
+        planned = not_before or dt.datetime.now()
+        entry = {
+            "job_name": job.name,
+            "pid": None,
+            "create_time": None,
+            "owner_pid": os.getpid(),
+            "owner_create_time": self._own_identity(),
+            "start_time": planned.astimezone().isoformat(timespec="milliseconds"),
+            "output_file": str(output_file),
+            "trigger": trigger,
+        }
 
-            self._update_state(mark)
+        def write_entry(state: dict[str, Any]) -> None:
+            state["running"][active.run_id] = dict(entry)
+
+        # In the state before the process exists: a crash from here on leaves an entry, and
+        # recovery finds the run's processes by their marker even without a pid.
+        self._update_state(write_entry)
+
+        def on_start(r: JobRun) -> None:  # light: the job's process is starting up beside it
+            active.start_time = dt.datetime.now()
+            entry["start_time"] = active.start_time.astimezone().isoformat(timespec="milliseconds")
             self.events.emit(RunStarted(active.run_id, job.name, trigger, entry["start_time"], r.pid, str(output_file)))
             log.info("%s: started (%s, pid %s)", job.name, trigger, r.pid)
+
+        def on_settled(r: JobRun) -> None:  # SETTLE into a run that is still going: its pid too
+            entry.update(pid=r.pid, create_time=r.create_time)
+            self._update_state(write_entry)
 
         if not_before is not None:
             try:
                 self._wait_until(not_before)
             except _Stopped:
                 run.discard()
+                self._update_state(lambda state: state["running"].pop(active.run_id, None))
                 raise
-        outcome = run.execute(on_start=on_start)
+        outcome = run.execute(on_start=on_start, on_settled=on_settled)
         record = self._record(job, outcome, trigger, output_file if output_file.exists() else None, active.run_id)
         self._finish(job, active.run_id, record)
         return record
@@ -573,6 +585,12 @@ class Engine(ConfigChanges):
             if not self._history_failed:
                 log.error("can't write history to %s: %s (runs go on; records are lost until this is fixed)", self.log_dir, e.strerror)
             self._history_failed = True
+
+    def _own_identity(self) -> float | None:
+        """This process's create time (for run entries), read once per process."""
+        if self._identity[0] != os.getpid():
+            self._identity = (os.getpid(), proctree.process_identity(os.getpid()))
+        return self._identity[1]
 
     def _update_state(self, change):
         """Change the state file; a failure (disk full) is logged once per outage, runs go on."""

@@ -35,6 +35,9 @@ PIPE_SIZE = 1024 * 1024
 READ_SIZE = PIPE_SIZE
 BATCH_PAUSE = 0.01
 STDERR_TAIL = 2048
+SETTLE = 0.1
+"""Seconds into a run when its slower bookkeeping (state file with pid, fsynced) is done: not
+while the job's process is starting up beside it, and not at all for a run that ends sooner."""
 OutputListener = Callable[[str, list[str]], None]
 """Called from the run's thread with a stream name ("stdout"/"stderr") and new lines."""
 
@@ -172,7 +175,10 @@ class JobRun:
 
     # -- the run ---------------------------------------------------------
 
-    def execute(self, on_start: Callable[["JobRun"], None] | None = None) -> RunOutcome:
+    def execute(self, on_start: Callable[["JobRun"], None] | None = None, on_settled: Callable[["JobRun"], None] | None = None) -> RunOutcome:
+        """Run to the end. `on_start` is called just after the spawn (keep it light: the child is
+        starting up beside it); `on_settled` once the run has gone SETTLE seconds, with
+        `create_time` known, for the slower bookkeeping (not at all for a shorter run)."""
         start = dt.datetime.now().astimezone()
         t0 = time.monotonic()
         try:
@@ -184,12 +190,11 @@ class JobRun:
                 on_start(self)
             return self._outcome("error", None, self._spawn_error(e), "", start, t0)
         self.pid = proc.pid
-        self.create_time = proctree.process_identity(proc.pid)
         self.started.set()
         if on_start:
             on_start(self)
         try:
-            status, error = self._pump(proc, t0)
+            status, error = self._pump(proc, t0, on_settled)
         finally:
             self._close_wake_pipe()
         stdout_tail = self._streams["stdout"].tail_text()
@@ -230,7 +235,14 @@ class JobRun:
         err = self._streams["stderr"].tail_text().strip()
         return f"{reason}: {err}" if err else reason
 
-    def _pump(self, proc: subprocess.Popen, t0: float) -> tuple[str, str | None]:
+    def _settle(self, on_settled: Callable[["JobRun"], None]) -> None:
+        self.create_time = proctree.process_identity(self.pid)
+        try:
+            on_settled(self)
+        except Exception:
+            log.exception("%s: bookkeeping of a run in progress failed", self.job.name)
+
+    def _pump(self, proc: subprocess.Popen, t0: float, on_settled: Callable[["JobRun"], None] | None = None) -> tuple[str, str | None]:
         """Read both pipes until they close, enforcing the timeout; returns (status, error)."""
         self._streams = {"stdout": _Stream("stdout", self.tail_bytes), "stderr": _Stream("stderr", STDERR_TAIL)}
         out = self._open_output()
@@ -244,6 +256,7 @@ class JobRun:
         if pidfd is not None:
             sel.register(pidfd, selectors.EVENT_READ, "exit")
         deadline = t0 + self.timeout if self.timeout else None
+        settle_at = t0 + SETTLE if on_settled is not None else None
         open_pipes = 2
         exited_at: float | None = None
         killer: threading.Thread | None = None
@@ -264,8 +277,12 @@ class JobRun:
                     killer.start()
                     deadline = None
                     exited_at = None
+                if settle_at is not None and now >= settle_at and exited_at is None:
+                    settle_at = None
+                    self._settle(on_settled)
                 if exited_at is None and proc.poll() is not None:
                     exited_at = now
+                    settle_at = None
                 if exited_at is not None and now - exited_at > 2.0:
                     # the program has ended; something it left behind holds the pipes open
                     log.warning("%s: pipes still open 2 s after exit; not waiting for its leftovers", self.job.name)
@@ -275,6 +292,8 @@ class JobRun:
                     timeout = max(0.0, deadline - now)
                 if exited_at is not None or pidfd is None:
                     timeout = 0.25 if timeout is None else min(timeout, 0.25)
+                if settle_at is not None:
+                    timeout = max(0.0, settle_at - now) if timeout is None else min(timeout, max(0.0, settle_at - now))
                 busy = False
                 for key, _ in sel.select(timeout):
                     if key.data == "wake":

@@ -433,7 +433,8 @@ def test_run_job_interrupted_ends_its_job_and_records_it(tmp_path, sig):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     run_id = None
     try:
-        run_id, info = wait_for(lambda: next(iter(read_state(cfg)["running"].items()), None), what="the run to start")
+        run_id, info = wait_for(lambda: next(((k, e) for k, e in read_state(cfg)["running"].items() if e.get("pid")), None),
+                                what="the run's pid in the state")
         os.kill(proc.pid, sig)
         proc.communicate(timeout=30)
         leftovers = run_survivors(run_id)
@@ -455,7 +456,8 @@ def test_a_run_job_killed_with_sigkill_is_not_shown_running_forever(tmp_path):
     proc = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "long"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        run_id, entry = wait_for(lambda: next(iter(read_state(cfg)["running"].items()), None), what="the run to start")
+        run_id, entry = wait_for(lambda: next(((k, e) for k, e in read_state(cfg)["running"].items() if e.get("pid")), None),
+                                 what="the run's pid in the state")
     finally:
         proc.kill()                                   # the OOM killer takes run-job ...
         proc.communicate()

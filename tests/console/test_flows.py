@@ -176,6 +176,7 @@ def test_edit_a_running_job(make_engine, tmp_path):
             await wait_for(pilot, lambda: config_jobs(engine)["slow"]["command"] == "echo v2", what="the saved command")
             await wait_for(pilot, lambda: engine.state.job("slow").get("last_status") == "success", what="the first run to end")
             assert "v1" in HistoryReader(engine.log_dir).latest()[0]["output"]
+            await wait_for(pilot, lambda: "slow" not in engine.active_runs(), what="the worker to let go of the run")
             engine.run_now("slow")
             await wait_for(pilot, lambda: len(HistoryReader(engine.log_dir).latest()) == 2, what="the second run")
             assert "v2" in HistoryReader(engine.log_dir).latest()[0]["output"]
