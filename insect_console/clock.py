@@ -28,7 +28,9 @@ class Clock(Protocol):
 
 
 SPIN = 0.001
-"""A wait's last millisecond is spun, so a job due at 02:00:00 starts then, not 0.3 ms later."""
+"""A short wait's last millisecond is spun, so a job due at 02:00:00 starts then, not 0.3 ms later."""
+PRECISE = 0.1
+"""Waits up to this long (a run prepared ahead waiting for its instant) end precisely."""
 
 
 class SystemClock:
@@ -41,6 +43,8 @@ class SystemClock:
         return time.monotonic()
 
     def wait(self, event: threading.Event, timeout: float) -> bool:
+        if timeout > PRECISE:
+            return event.wait(timeout)  # the loop's long sleeps: no spin, no extra wakeups
         end = time.monotonic() + max(0.0, timeout)
         if timeout > SPIN and event.wait(timeout - SPIN):
             return True
