@@ -245,14 +245,21 @@ def test_engine_runs_an_interval_job_when_the_clock_reaches_it(tmp_path, engines
     assert [r["job_name"] for r in history_records(tmp_path / "logs" / "batch")] == ["tick", "tick"]
 
 
-def test_engine_runs_a_daily_job_at_its_time_and_not_before(tmp_path, engines):
-    cfg = write_config(tmp_path, job_toml("nightly", "echo night", "daily", "02:00"), settings=fast_settings())
-    clock = ManualClock(D(2024, 1, 1, 1, 59, 0))
+def _nightly(tmp_path, engines, start: D, command: str = "echo night"):
+    """A started engine on a ManualClock at `start` with one job due daily at 02:00:
+    (clock, engine, its RunFinished/RunSkipped queue, the clock readings at each RunStarted)."""
+    cfg = write_config(tmp_path, job_toml("nightly", command, "daily", "02:00"), settings=fast_settings())
+    clock = ManualClock(start)
     engine = engines(cfg, base_dir=tmp_path, clock=clock)
     events = _finished(engine)
     started_at = []
     engine.subscribe(lambda e: started_at.append(clock.now()) if isinstance(e, RunStarted) else None)
     engine.start()
+    return clock, engine, events, started_at
+
+
+def test_engine_runs_a_daily_job_at_its_time_and_not_before(tmp_path, engines):
+    clock, engine, events, started_at = _nightly(tmp_path, engines, D(2024, 1, 1, 1, 59, 0))
     clock.advance(58)  # 01:59:58
     clock.advance(1)   # 01:59:59: still nothing
     clock.advance(1)   # 02:00:00
@@ -264,13 +271,20 @@ def test_engine_runs_a_daily_job_at_its_time_and_not_before(tmp_path, engines):
     assert len(history_records(tmp_path / "logs" / "batch")) == 1
 
 
-def test_engine_skips_a_due_run_while_the_job_still_runs(tmp_path, engines):
+def _slow_every_minute(tmp_path, engines):
+    """A started engine at 10:00 on a ManualClock with "slow", every 60 s, running until the
+    file `release` exists: (clock, engine, its RunFinished/RunSkipped queue, release)."""
     release = tmp_path / "release"
     cfg = write_config(tmp_path, job_toml("slow", wait_file_cmd(release), "interval", "60"), settings=fast_settings())
     clock = ManualClock(D(2024, 1, 1, 10, 0, 0))
     engine = engines(cfg, base_dir=tmp_path, clock=clock)
     events = _finished(engine)
     engine.start()
+    return clock, engine, events, release
+
+
+def test_engine_skips_a_due_run_while_the_job_still_runs(tmp_path, engines):
+    clock, engine, events, release = _slow_every_minute(tmp_path, engines)
     clock.advance(60)
     wait_for(lambda: engine.status()[0]["running"], what="slow to be running")
     clock.advance(60)
@@ -327,18 +341,18 @@ def _advance(clock, seconds: float) -> None:
     wait_for(lambda: clock.sleeps > sleeps and clock.sleeping >= 1, what="the loop to react")
 
 
-def test_engine_prepares_a_run_ahead_and_spawns_it_when_due(tmp_path, engines):
-    cfg = write_config(tmp_path, job_toml("nightly", "echo night", "daily", "02:00"), settings=fast_settings())
-    clock = ManualClock(D(2024, 1, 1, 1, 59, 59))
-    engine = engines(cfg, base_dir=tmp_path, clock=clock)
-    events = _finished(engine)
-    started_at = []
-    engine.subscribe(lambda e: started_at.append(clock.now()) if isinstance(e, RunStarted) else None)
-    engine.start()
+def _prepared(engine, clock):
+    """From 01:59:59, move to 10 ms before 02:00 (within the lead); the run prepared for it."""
     _asleep(engine, clock)
-    clock.advance(0.99)                                    # 10 ms before 02:00: within the lead
+    clock.advance(0.99)
     armed = wait_for(lambda: engine.active_runs().get("nightly"), what="the run to be prepared")
     wait_for(lambda: armed.run is not None and clock.sleeping >= 2, what="the run to wait for its instant")
+    return armed
+
+
+def test_engine_prepares_a_run_ahead_and_spawns_it_when_due(tmp_path, engines):
+    clock, engine, events, started_at = _nightly(tmp_path, engines, D(2024, 1, 1, 1, 59, 59))
+    armed = _prepared(engine, clock)
     assert armed.run.pid is None and started_at == []     # prepared, not started
     assert engine.scheduler.next_run("nightly") == D(2024, 1, 2, 2, 0)
     clock.advance(0.01)                                    # 02:00:00
@@ -351,15 +365,9 @@ def test_engine_prepares_a_run_ahead_and_spawns_it_when_due(tmp_path, engines):
 
 def test_a_run_prepared_ahead_is_not_started_when_the_engine_stops_first(tmp_path, engines):
     marker = tmp_path / "ran"
-    cfg = write_config(tmp_path, job_toml("nightly", f"touch {marker}", "daily", "02:00"), settings=fast_settings())
-    clock = ManualClock(D(2024, 1, 1, 1, 59, 59))
-    engine = engines(cfg, base_dir=tmp_path, clock=clock)
+    clock, engine, _, _ = _nightly(tmp_path, engines, D(2024, 1, 1, 1, 59, 59), command=f"touch {marker}")
     fds_before = len(os.listdir("/proc/self/fd"))
-    engine.start()
-    _asleep(engine, clock)
-    clock.advance(0.99)
-    armed = wait_for(lambda: engine.active_runs().get("nightly"), what="the run to be prepared")
-    wait_for(lambda: armed.run is not None and clock.sleeping >= 2, what="the run to wait for its instant")
+    armed = _prepared(engine, clock)
     engine.stop(grace=5)
     assert not marker.exists() and armed.run.pid is None
     assert history_records(tmp_path / "logs" / "batch") == []
@@ -369,12 +377,7 @@ def test_a_run_prepared_ahead_is_not_started_when_the_engine_stops_first(tmp_pat
 
 def test_a_run_that_ends_within_the_lead_is_not_skipped(tmp_path, engines):
     """Whether a due run is skipped is decided at its due time, not when it is prepared."""
-    release = tmp_path / "release"
-    cfg = write_config(tmp_path, job_toml("slow", wait_file_cmd(release), "interval", "60"), settings=fast_settings())
-    clock = ManualClock(D(2024, 1, 1, 10, 0, 0))
-    engine = engines(cfg, base_dir=tmp_path, clock=clock)
-    events = _finished(engine)
-    engine.start()
+    clock, engine, events, release = _slow_every_minute(tmp_path, engines)
     _asleep(engine, clock)
     clock.advance(60)                                      # 10:01:00: slow starts
     wait_for(lambda: engine.status()[0]["running"], what="slow to be running")
