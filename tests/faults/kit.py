@@ -26,7 +26,7 @@ import tomli_w
 
 import helpers
 # the engine suite's process helpers (tests/helpers.py), under the names this suite uses
-from helpers import describe, is_alive as alive, kill_processes as kill_all, processes_with_env  # noqa: F401
+from helpers import assert_one_line_error, describe, is_alive as alive, kill_processes as kill_all, processes_with_env  # noqa: F401
 
 PY = sys.executable
 TAG_ENV = "INSECT_FAULTS_TAG"
@@ -96,17 +96,6 @@ def cli(base: Path, *args: str, config: str | None = CONFIG_REL, timeout: float 
         stdin=subprocess.DEVNULL, text=True, errors="replace",
         preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess, *needles: str, code: int = 2) -> str:
-    """A user mistake: exit `code`, exactly one line on stderr, no traceback."""
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 class Daemon:
