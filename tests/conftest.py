@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from helpers import TAG_ENV, Daemon, describe, kill_processes, processes_with_env, stop_cli_server, wait_for
+from helpers import Daemon, leftover_guard, stop_cli_server
 
 HERE = Path(__file__).parent
 
@@ -32,19 +31,11 @@ def process_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     if request.node.path.parent != HERE:
         yield None
         return
-    tag = uuid.uuid4().hex
-    monkeypatch.setenv(TAG_ENV, tag)
-    yield tag
-    for thread in threading.enumerate():
-        if thread.name == "notify":
-            thread.join(timeout=30)
-    try:
-        wait_for(lambda: not processes_with_env(TAG_ENV, tag), timeout=5, what="the test's processes to end")
-    except AssertionError:
-        procs = processes_with_env(TAG_ENV, tag)
-        described = describe(procs)
-        kill_processes(procs)
-        pytest.fail(f"the test left processes running: {described}")
+    with leftover_guard(monkeypatch, timeout=5) as tag:
+        yield tag
+        for thread in threading.enumerate():
+            if thread.name == "notify":
+                thread.join(timeout=30)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ Everything here uses real files and real processes. Nothing in insect_console is
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -16,10 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import psutil
+import pytest
 
 PY = sys.executable
 TAG_ENV = "INSECT_TEST_TAG"
@@ -225,6 +228,22 @@ def kill_processes(procs: Iterable[psutil.Process]) -> None:
         except psutil.Error:
             pass
     psutil.wait_procs(procs, timeout=5)
+
+
+@contextlib.contextmanager
+def leftover_guard(monkeypatch, timeout: float) -> Iterator[str]:
+    """Tag every process started inside (through the environment); afterwards end and report
+    any that is still there `timeout` seconds later. Shared by the engine and fault suites."""
+    tag = uuid.uuid4().hex
+    monkeypatch.setenv(TAG_ENV, tag)
+    yield tag
+    try:
+        wait_for(lambda: not processes_with_env(TAG_ENV, tag), timeout=timeout, what="the test's processes to end")
+    except AssertionError:
+        procs = processes_with_env(TAG_ENV, tag)
+        described = describe(procs)
+        kill_processes(procs)
+        pytest.fail(f"the test left processes running: {described}")
 
 
 def end_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> int:

@@ -6,27 +6,20 @@ import contextlib
 import json
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
-from .kit import FIGURES, TAG_ENV, describe, kill_all, processes_with_env, wait_for
+from helpers import leftover_guard
+
+from .kit import FIGURES
 
 
 @pytest.fixture(autouse=True)
 def fault_tag(monkeypatch: pytest.MonkeyPatch):
     """Tag every process the test starts; end and report any that outlives the test."""
-    tag = uuid.uuid4().hex
-    monkeypatch.setenv(TAG_ENV, tag)
-    yield tag
-    try:
-        wait_for(lambda: not processes_with_env(TAG_ENV, tag), timeout=10, what="no leftover processes")
-    except AssertionError:
-        procs = processes_with_env(TAG_ENV, tag)
-        described = describe(procs)
-        kill_all(procs)
-        pytest.fail(f"the test left processes running: {described}")
+    with leftover_guard(monkeypatch, timeout=10) as tag:
+        yield tag
 
 
 def mount_tmpfs(directory: Path, size: str) -> bool:
