@@ -1,8 +1,8 @@
 """Running one job: a subprocess in its own session, its output streamed, its tree ended on timeout.
 
-stdout and stderr are read together with a selector (no deadlock on big output), split into
-lines (a line without a newline is cut every `MAX_LINE` bytes, so a 100 MB line does not blow up
-memory), written to the run's output file and handed to a listener. The history record keeps
+stdout and stderr are read together with a selector (no deadlock on big output), cut at line
+ends (a line without a newline is cut every `MAX_LINE` bytes, so a 100 MB line does not blow up
+memory), written to the run's output file and handed to a listener as lines. The history record keeps
 only a bounded tail.
 """
 
@@ -55,51 +55,60 @@ class RunOutcome:
 
 
 class _Stream:
-    """One pipe: bytes in, whole lines out, with a bounded tail of what went through."""
+    """One pipe: bytes in, blocks of whole lines out, with a bounded tail of what went through.
+
+    Lines are handed on as one block per read, not one object per line: a job printing 200 MB
+    of short lines would otherwise cost the engine more CPU than the job itself.
+    """
 
     def __init__(self, name: str, tail_limit: int) -> None:
         self.name = name
         self.pending = bytearray()
         self.tail = bytearray()
         self.tail_limit = tail_limit
+        self.tail_cut = False  # whether older output fell out of the tail
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
-    def feed(self, data: bytes, final: bool = False) -> list[bytes]:
-        """Whole lines (with their newline) out of what came in; a line over MAX_LINE is cut."""
-        self.pending += data
-        lines: list[bytes] = []
-        cut = self.pending.rfind(b"\n") + 1
-        if cut:
-            complete = bytes(self.pending[:cut])
-            del self.pending[:cut]
-            for part in complete[:-1].split(b"\n"):
-                if len(part) < MAX_LINE:
-                    lines.append(part + b"\n")
-                else:
-                    lines.extend(part[i : i + MAX_LINE] for i in range(0, len(part) - MAX_LINE, MAX_LINE))
-                    lines.append(part[len(part) - (len(part) - 1) % MAX_LINE - 1 :] + b"\n")
-        while len(self.pending) >= MAX_LINE:
-            lines.append(bytes(self.pending[:MAX_LINE]))
-            del self.pending[:MAX_LINE]
-        if final and self.pending:
-            lines.append(bytes(self.pending))
+    def feed(self, data: bytes, final: bool = False) -> bytes:
+        """The whole lines in what came in so far; a line without its newline is let through
+        every MAX_LINE bytes (and at the end), so memory stays bounded."""
+        if self.pending:
+            data = bytes(self.pending + data)
             self.pending.clear()
-        if lines:
-            # only the newest lines that fit the tail are joined: contiguous, and cheap for big batches
-            size, first = 0, len(lines)
-            while first > 0 and size < self.tail_limit:
-                first -= 1
-                size += len(lines[first])
-            if first > 0:
-                self.tail.clear()  # everything older than lines[first] falls out anyway
-            self.tail += b"".join(lines[first:])
-            if len(self.tail) > self.tail_limit:
-                del self.tail[: len(self.tail) - self.tail_limit]
+        cut = data.rfind(b"\n") + 1
+        rest = len(data) - cut
+        if final:
+            cut = len(data)
+        elif rest >= MAX_LINE:
+            cut += rest - rest % MAX_LINE
+        if cut < len(data):
+            self.pending += data[cut:]
+            data = data[:cut]
+        if not data:
+            return b""
+        block = data
+        self.tail += block[-self.tail_limit :]
+        if len(self.tail) > self.tail_limit or len(block) > self.tail_limit:
+            del self.tail[: len(self.tail) - self.tail_limit]
+            self.tail_cut = True
+        return block
+
+    def lines(self, block: bytes, final: bool = False) -> list[str]:
+        """`block` as text lines without their newlines, none longer than MAX_LINE."""
+        text = self.decoder.decode(block, final)  # a character cut at MAX_LINE is joined up
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        if lines and max(map(len, lines)) > MAX_LINE:
+            lines = [line[i : i + MAX_LINE] for line in lines for i in range(0, max(len(line), 1), MAX_LINE)]
         return lines
 
     def tail_text(self) -> str:
-        text = bytes(self.tail).decode("utf-8", "replace")
-        return text
+        tail = bytes(self.tail)
+        start = 0
+        while self.tail_cut and start < min(3, len(tail)) and 0x80 <= tail[start] < 0xC0:
+            start += 1  # cut inside a character: start at the next one
+        return tail[start:].decode("utf-8", "replace")
 
 
 class JobRun:
@@ -308,7 +317,7 @@ class JobRun:
                         if not data:
                             sel.unregister(key.fileobj)
                             open_pipes -= 1
-                            self._deliver(stream, stream.feed(b"", final=True), out)
+                            self._deliver(stream, stream.feed(b"", final=True), out, final=True)
                         else:
                             self._deliver(stream, stream.feed(data), out)
                             busy = busy or len(data) < PIPE_SIZE // 2
@@ -337,15 +346,15 @@ class JobRun:
             return None
         return _OutputFile.open(self.output_file, self.output_cap, self.job.name)
 
-    def _deliver(self, stream: _Stream, lines: list[bytes], out) -> None:
-        if not lines:
-            return
-        if out is not None:
-            out.write(b"".join(lines))
-        if self.on_output is not None:
-            text = [line.decode("utf-8", "replace").rstrip("\n") for line in lines]
+    def _deliver(self, stream: _Stream, block: bytes, out, final: bool = False) -> None:
+        if out is not None and block:
+            out.write(block)
+        if self.on_output is not None and (block or final):
+            lines = stream.lines(block, final)
+            if not lines:
+                return
             try:
-                self.on_output(stream.name, text)
+                self.on_output(stream.name, lines)
             except Exception:  # a listener must never break a run
                 log.exception("output listener failed")
 

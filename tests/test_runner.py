@@ -261,6 +261,18 @@ def test_a_very_long_line_without_newline_stays_bounded(tmp_path):
     assert r.output_file.stat().st_size == size
 
 
+def test_a_character_cut_by_the_tail_or_a_long_line_is_not_garbled(tmp_path):
+    # 'a' then 2-byte characters: the 64 KiB cut of the newline-less line and the 101-byte
+    # tail both fall inside a character
+    code = "import sys; sys.stdout.write('a' + 'é' * 40000); sys.stdout.flush()"
+    r = run(tmp_path, py_cmd(code), tail_bytes=101)
+    assert r.outcome.status == "success"
+    assert "\ufffd" not in "".join(r.lines["stdout"])
+    assert "".join(r.lines["stdout"]) == "a" + "é" * 40000
+    assert r.outcome.output == "é" * 50  # the whole characters of the last 101 bytes
+    assert len(r.outcome.output.encode()) <= 101
+
+
 def test_tail_keeps_the_end_of_the_output(tmp_path):
     code = "for i in range(5000): print(f'line {i}')"
     r = run(tmp_path, py_cmd(code), tail_bytes=100)
