@@ -84,14 +84,12 @@ class _Stream:
         if cut < len(data):
             self.pending += data[cut:]
             data = data[:cut]
-        if not data:
-            return b""
-        block = data
-        self.tail += block[-self.tail_limit :]
-        if len(self.tail) > self.tail_limit or len(block) > self.tail_limit:
-            del self.tail[: len(self.tail) - self.tail_limit]
-            self.tail_cut = True
-        return block
+        if data and self.tail_limit:
+            self.tail += data[-self.tail_limit :]
+            if len(self.tail) > self.tail_limit or len(data) > self.tail_limit:
+                del self.tail[: len(self.tail) - self.tail_limit]
+                self.tail_cut = True
+        return data
 
     def lines(self, block: bytes, final: bool = False) -> list[str]:
         """`block` as text lines without their newlines, none longer than MAX_LINE."""
