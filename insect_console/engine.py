@@ -32,7 +32,7 @@ from insect_console.events import (
     RunSkipped,
     RunStarted,
 )
-from insect_console.fileio import ensure_private_dir, locked
+from insect_console.fileio import Outage, ensure_private_dir, locked
 from insect_console.jobs import Job
 from insect_console.runner import JobRun, RunOutcome
 from insect_console.scheduling import JobScheduler
@@ -131,8 +131,8 @@ class Engine(ConfigChanges):
         self._control: ControlServer | None = None
         self._watcher: FileWatcher | None = None
         self._config_mtime = self._mtime()
-        self._history_failed = False
-        self._state_failed = False
+        self._history_outage = Outage()
+        self._state_outage = Outage()
         self._identity: tuple[int, float | None] = (0, None)
         self._output_bytes = 0  # run output on disk, as of the last prune plus runs since
         self._pruning = False
@@ -578,13 +578,12 @@ class Engine(ConfigChanges):
     def _append_history(self, record: dict[str, Any]) -> None:
         try:
             history.append_record(self.log_dir, record)
-            if self._history_failed:
-                log.warning("history writes work again")
-            self._history_failed = False
         except OSError as e:
-            if not self._history_failed:
+            if self._history_outage.failed():
                 log.error("can't write history to %s: %s (runs go on; records are lost until this is fixed)", self.log_dir, e.strerror)
-            self._history_failed = True
+            return
+        if self._history_outage.worked():
+            log.warning("history writes work again")
 
     def _own_identity(self) -> float | None:
         """This process's create time (for run entries), read once per process."""
@@ -597,13 +596,11 @@ class Engine(ConfigChanges):
         try:
             result = self.state.update(change)
         except OSError as e:
-            if not self._state_failed:
+            if self._state_outage.failed():
                 log.error("can't write state file %s: %s (runs go on; state is not saved until this is fixed)", self.state.path, e.strerror)
-            self._state_failed = True
             return None
-        if self._state_failed:
+        if self._state_outage.worked():
             log.warning("state file writes work again")
-            self._state_failed = False
         return result
 
     # -- crash recovery -------------------------------------------------------

@@ -7,8 +7,32 @@ import errno
 import fcntl
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
+
+
+class Outage:
+    """Whether writes to one place are failing (a full disk), so that the outage is logged once
+    when it starts and once when it ends, however many threads see it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down = False
+
+    def failed(self) -> bool:
+        """Note a failed write; True for the first one of an outage."""
+        with self._lock:
+            first, self._down = not self._down, True
+        return first
+
+    def worked(self) -> bool:
+        """Note a write that worked; True for the first one after an outage."""
+        if not self._down:  # the common case, without the lock
+            return False
+        with self._lock:
+            ended, self._down = self._down, False
+        return ended
 
 
 def ensure_private_dir(directory: Path) -> None:

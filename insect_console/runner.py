@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from insect_console import proctree
-from insect_console.fileio import ensure_private_dir
+from insect_console.fileio import Outage, ensure_private_dir
 from insect_console.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -373,7 +373,7 @@ class JobRun:
 class _OutputFile:
     """A run's output file: bounded in size, and quiet about a full disk (logged once per outage)."""
 
-    failing = False  # shared by all runs: an outage is logged when it starts and when it ends
+    outage = Outage()  # shared by all runs: an outage is logged when it starts and when it ends
 
     def __init__(self, fd: int, path: Path, cap: int | None, job_name: str) -> None:
         self.fd = fd
@@ -396,9 +396,8 @@ class _OutputFile:
 
     @classmethod
     def _failed(cls, job_name: str, path: Path, e: OSError) -> None:
-        if not cls.failing:
+        if cls.outage.failed():
             log.error("%s: can't write run output to %s: %s (output is still streamed; logged once until writes work again)", job_name, path, e.strerror)
-        cls.failing = True
 
     def write(self, data: bytes) -> None:
         if self.broken or self.capped:
@@ -420,8 +419,7 @@ class _OutputFile:
             self.broken = True
             self._failed(self.job_name, self.path, e)
             return
-        if _OutputFile.failing:
-            _OutputFile.failing = False
+        if self.outage.worked():
             log.warning("run output files can be written again")
 
     def close(self) -> None:

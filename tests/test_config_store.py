@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import textwrap
+import threading
 import tomllib
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from helpers import CONFIG_REL, PY, assert_one_line_error, cli, cli_forked, job_toml, read_state, write_config
 from insect_console.config import DEFAULT_JOBS, ConfigStore, Settings, convert
 from insect_console.errors import ConfigError, UserError, ValidationError
+from insect_console.fileio import Outage
 from insect_console.jobs import make_job
 
 SPEC_JSON = textwrap.dedent(
@@ -383,3 +385,23 @@ def test_a_state_file_others_can_write_is_refused(tmp_path):
     state.chmod(0o666)
     assert_one_line_error(cli_forked(tmp_path, "list"), "chmod 600")
     assert state.read_text() == '{"version": 1, "jobs": {}, "running": {}}'
+
+
+def test_an_outage_is_reported_once_when_it_starts_and_once_when_it_ends_across_threads():
+    outage = Outage()
+    start = threading.Barrier(8)
+    firsts: list[bool] = []
+
+    def writer(note) -> None:
+        start.wait()
+        for _ in range(200):
+            firsts.append(note())
+
+    for note in (outage.failed, outage.worked):
+        firsts.clear()
+        threads = [threading.Thread(target=writer, args=(note,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert firsts.count(True) == 1, note.__name__  # 1,600 calls, one of them the first
