@@ -64,7 +64,7 @@ class Mode:
 QUICK = Mode("quick", lateness_samples=16, drift_runs=16, idle_s=15, cli_runs=5, history_records=100_000, history_runs=3,
              output_mb=20, burst_jobs=200, console_starts=1, console_idle_s=6, console_lateness_samples=8, side_by_side=True)
 FULL = Mode("full", lateness_samples=120, drift_runs=50, idle_s=60, cli_runs=15, history_records=1_000_000, history_runs=5,
-            output_mb=200, burst_jobs=200, console_starts=5, console_idle_s=30, console_lateness_samples=60, baseline_loops=8, output_pairs=2)
+            output_mb=200, burst_jobs=200, console_starts=5, console_idle_s=30, console_lateness_samples=60, baseline_loops=8, output_pairs=5)
 
 
 # -- results --------------------------------------------------------------------
