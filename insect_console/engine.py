@@ -493,14 +493,13 @@ class Engine(ConfigChanges):
         )
         active.run = run
 
-        planned = not_before or dt.datetime.now()
         entry = {
             "job_name": job.name,
             "pid": None,
             "create_time": None,
             "owner_pid": os.getpid(),
             "owner_create_time": self._own_identity(),
-            "start_time": planned.astimezone().isoformat(timespec="milliseconds"),
+            "start_time": started.astimezone().isoformat(timespec="milliseconds"),  # the planned start, until on_start
             "output_file": str(output_file),
             "trigger": trigger,
         }

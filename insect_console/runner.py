@@ -2,8 +2,8 @@
 
 stdout and stderr are read together with a selector (no deadlock on big output), cut at line
 ends (a line without a newline is cut every `MAX_LINE` bytes, so a 100 MB line does not blow up
-memory), written to the run's output file and handed to a listener as lines. The history record keeps
-only a bounded tail.
+memory), written to the run's output file and handed to a listener as lines. The history record
+keeps only a bounded tail.
 """
 
 from __future__ import annotations
