@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from insect_console import history, notify, proctree, retention
+from insect_console import history, notify, proctree, records, retention
 from insect_console.clock import Clock, SystemClock
 from insect_console.config import Config, ConfigStore, DEFAULT_CONFIG_PATH, Settings
 from insect_console.control import ControlServer, socket_path
@@ -398,16 +398,7 @@ class Engine(ConfigChanges):
 
     def _skip(self, job: Job, reason: str, run_id: str | None = None, trigger: str = "schedule") -> None:
         log.warning("%s: not started: %s", job.name, reason)
-        now = dt.datetime.now().astimezone()
-        record = {
-            "job_name": job.name,
-            "start_time": now.isoformat(timespec="milliseconds"),
-            "end_time": now.isoformat(timespec="milliseconds"),
-            "status": "skipped",
-            "output": "",
-            "error": reason,
-            "trigger": trigger,
-        }
+        record = records.skipped(job.name, reason, at=dt.datetime.now(), trigger=trigger, run_id=run_id)
         self._append_history(record)
 
         def count(state: dict[str, Any]) -> None:
@@ -529,24 +520,13 @@ class Engine(ConfigChanges):
                 self._update_state(lambda state: state["running"].pop(active.run_id, None))
                 raise
         outcome = run.execute(on_start=on_start, on_settled=on_settled)
-        record = self._record(job, outcome, trigger, output_file if output_file.exists() else None, active.run_id)
+        record = records.finished(
+            job.name, start=outcome.start, end=outcome.end, status=outcome.status, output=outcome.output, error=outcome.error,
+            exit_code=outcome.exit_code, duration_s=outcome.duration_s, trigger=trigger,
+            output_file=str(output_file) if output_file.exists() else None, run_id=active.run_id,
+        )
         self._finish(job, active.run_id, record)
         return record
-
-    def _record(self, job: Job, outcome: RunOutcome, trigger: str, output_file: Path | None, run_id: str) -> dict[str, Any]:
-        return {
-            "job_name": job.name,
-            "start_time": outcome.start.isoformat(timespec="milliseconds"),
-            "end_time": outcome.end.isoformat(timespec="milliseconds"),
-            "status": outcome.status,
-            "output": outcome.output,
-            "error": outcome.error,
-            "exit_code": outcome.exit_code,
-            "duration_s": outcome.duration_s,
-            "trigger": trigger,
-            "output_file": str(output_file) if output_file else None,
-            "run_id": run_id,
-        }
 
     def _finish(self, job: Job, run_id: str, record: dict[str, Any]) -> None:
         self._append_history(record)
@@ -619,27 +599,17 @@ class Engine(ConfigChanges):
                     stale.append((run_id, state["running"].pop(run_id)))
 
         self._update_state(take)
-        records = []
+        found = []
         for run_id, entry in stale:
             survivors = proctree.run_processes(run_id, entry.get("pid"), entry.get("create_time"))
             if survivors:
                 log.warning("%s: ending %d leftover process(es) of interrupted run %s", entry.get("job_name"), len(survivors), run_id)
                 proctree.end_run(run_id, entry.get("pid"), self.settings.kill_grace, entry.get("create_time"))
-            now = dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
             output_file = entry.get("output_file")
-            record = {
-                "job_name": entry.get("job_name", "?"),
-                "start_time": entry.get("start_time") or now,
-                "end_time": now,
-                "status": "interrupted",
-                "output": _tail_of(output_file, self.settings.output_tail_bytes),
-                "error": "the scheduler stopped during the run (crash, kill or power cut)",
-                "exit_code": None,
-                "duration_s": None,
-                "trigger": entry.get("trigger"),
-                "output_file": output_file if output_file and os.path.exists(output_file) else None,
-                "run_id": run_id,
-            }
+            record = records.interrupted(
+                entry, run_id, at=dt.datetime.now(), output=_tail_of(output_file, self.settings.output_tail_bytes),
+                output_file=output_file if output_file and os.path.exists(output_file) else None,
+            )
             self._append_history(record)
 
             def mark(state: dict[str, Any], name=record["job_name"], when=record["start_time"]) -> None:
@@ -648,8 +618,8 @@ class Engine(ConfigChanges):
 
             self._update_state(mark)
             log.warning("%s: run %s recorded as interrupted", record["job_name"], run_id)
-            records.append(record)
-        return records
+            found.append(record)
+        return found
 
     def _publish_next_runs(self, state: dict[str, Any]) -> None:
         """Put the scheduler's next runs in the state, for `list` and other processes to show."""

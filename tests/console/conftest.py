@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 import tomli_w
 
-from insect_console import history
+from insect_console import history, records
 from insect_console.clock import ManualClock
 from insect_console.engine import Engine
 from insect_console.widgets.stats import SystemStats
@@ -132,21 +132,10 @@ SNAPSHOT_STATE = {
 
 
 def record(name: str, start: dt.datetime, status: str = "success", duration: float = 0.5, **extra: Any) -> dict[str, Any]:
-    rec = {
-        "job_name": name,
-        "start_time": start.isoformat(timespec="milliseconds"),
-        "end_time": (start + dt.timedelta(seconds=duration)).isoformat(timespec="milliseconds"),
-        "status": status,
-        "output": extra.pop("output", ""),
-        "error": extra.pop("error", None),
-        "exit_code": extra.pop("exit_code", 0 if status == "success" else 1),
-        "duration_s": duration,
-        "trigger": extra.pop("trigger", "schedule"),
-        "output_file": extra.pop("output_file", None),
-        "run_id": extra.pop("run_id", f"{start:%Y%m%dT%H%M%S}-{name}"),
-    }
-    rec.update(extra)
-    return rec
+    """A finished run's record, made by the engine's own constructor."""
+    extra.setdefault("exit_code", 0 if status == "success" else 1)
+    extra.setdefault("run_id", f"{start:%Y%m%dT%H%M%S}-{name}")
+    return records.finished(name, start=start, end=start + dt.timedelta(seconds=duration), status=status, duration_s=duration, **extra)
 
 
 def write_snapshot_history(log_dir: Path) -> None:
