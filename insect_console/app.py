@@ -1,9 +1,11 @@
-"""The Textual console: a thin App that dispatches. Screens hold the UI, the engine the logic.
+"""The Textual console: a thin App that dispatches and navigates. Screens hold the UI, the
+engine (through `surface.EngineView`) the logic.
 
-Engine events reach the UI as messages posted from the engine's threads by `EngineBridge`
-(widgets/bridge.py); the App turns them into toasts and status-line notices and re-publishes
-them on signals the screens subscribe to. Blocking work (psutil, config writes, history reads)
-runs on named thread workers that only post messages.
+Engine events reach the UI as messages posted from the engine's threads by `EngineBridge`; the
+App turns them into toasts and notices and re-publishes them on signals the screens subscribe
+to. Screens ask for a job command or another screen with a `Command` message; the App runs the
+command on a named thread worker (an attached console's calls go over a socket and may be slow)
+and decides what opens next. Blocking work only ever runs on workers, which post messages.
 
 `create_app(engine)` builds the app (tests use it too); `run_console(engine)` is what the CLI
 calls: it starts the engine, runs the app and stops the engine on the way out.
@@ -17,10 +19,12 @@ import os
 import signal
 import sys
 import threading
+from collections import deque
 from functools import partial
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -30,18 +34,46 @@ from textual.widget import AwaitMount
 from textual.worker import Worker, WorkerState
 
 from insect_console.clock import Clock
-from insect_console.engine import Engine
-from insect_console.errors import SchedulerRunning
-from insect_console.events import ClockJumped, ConfigReloaded, DaemonLost, Notification, RunSkipped
-from insect_console.screens.dialogs import QuitScreen, WaitingScreen
+from insect_console.errors import AlreadyRunning, SchedulerRunning, UserError
+from insect_console.events import ClockJumped, ConfigReloaded, DaemonLost, Notification, OutputLines, RunFinished, RunSkipped, RunStarted
+from insect_console.runoutput import OutputHub
+from insect_console.screens.base import Command
+from insect_console.screens.dialogs import ConfirmScreen, QuitScreen, WaitingScreen
+from insect_console.screens.form import JobFormScreen
 from insect_console.screens.help import HelpScreen
+from insect_console.screens.history import HistoryScreen, RunDetailScreen
 from insect_console.screens.jobs import JobsScreen
+from insect_console.screens.output import OutputScreen
 from insect_console.screens.palette import JobCommands
-from insect_console.widgets import formatting
-from insect_console.widgets.bridge import EngineBridge, EngineEvent, OutputAvailable
-from insect_console.widgets.stats import PsutilStats, StatsProvider, SystemStats
+from insect_console.surface import EngineView
+from insect_console.sysstats import PsutilStats, StatsProvider, SystemStats
+from insect_console.widgets import cells
 
 STATS_INTERVAL = 3.0
+EARLY_LIMIT = 1000
+"""Events kept while the app is not yet running (older ones are dropped)."""
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+class EngineEvent(Message):
+    """An engine event (RunStarted, RunFinished, RunSkipped, Notification, ConfigReloaded, ...)."""
+
+    def __init__(self, event: Any) -> None:
+        super().__init__()
+        self.event = event
+
+
+class OutputAvailable(Message):
+    """New output lines of `job_name` are waiting in the bridge's `OutputHub`."""
+
+    def __init__(self, job_name: str) -> None:
+        super().__init__()
+        self.job_name = job_name
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, OutputAvailable) and message.job_name == self.job_name
 
 
 class StatsUpdated(Message):
@@ -50,8 +82,84 @@ class StatsUpdated(Message):
         self.stats = stats
 
 
+class Notice(Message):
+    """What a job command's worker has to tell the operator (a toast)."""
+
+    def __init__(self, text: str, severity: str = "information", title: str = "") -> None:
+        super().__init__()
+        self.text = text
+        self.severity = severity
+        self.title = title
+
+
+class EngineReady(Message):
+    """This console's own scheduler started (after the daemon went away)."""
+
+    def __init__(self, engine: EngineView) -> None:
+        super().__init__()
+        self.engine = engine
+
+
 class ExitRequested(Message):
     """Posted from a signal's thread (SIGTERM, SIGHUP): quit now, without asking."""
+
+
+# -- from engine threads to the app ------------------------------------------------------------
+
+
+class EngineBridge:
+    """Subscribes to the engine at once (so nothing is missed before the app runs) and posts to the app.
+
+    The listener never touches a widget: it posts a message (`post_message` is thread-safe),
+    and for output it only appends to a bounded per-job buffer and posts one `OutputAvailable`
+    until the UI has drained it. However fast a job prints, at most one output message per job
+    is in flight, and memory stays at the hub's capacity.
+    """
+
+    def __init__(self, engine: EngineView) -> None:
+        self.output = OutputHub()
+        self._lock = threading.Lock()
+        self._target: App | None = None
+        self._closed = False
+        self._early: deque[Message] = deque(maxlen=EARLY_LIMIT)
+        self._unsubscribe = engine.subscribe(self._on_event)
+
+    def attach(self, app: App) -> None:
+        """Start delivering to `app` (call on the app's thread once it runs)."""
+        with self._lock:
+            self._target = app
+            early, self._early = list(self._early), deque(maxlen=EARLY_LIMIT)
+            for message in early:
+                app.post_message(message)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        with self._lock:
+            self._closed = True
+            self._target = None
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, OutputLines):
+            if self.output.add(event):
+                self._post(OutputAvailable(event.job_name))
+            return
+        if isinstance(event, RunStarted):
+            self.output.started(event)
+        elif isinstance(event, RunFinished):
+            self.output.finished(event)
+        self._post(EngineEvent(event))
+
+    def _post(self, message: Message) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._target is None:
+                self._early.append(message)
+                return
+            self._target.post_message(message)
+
+
+# -- the app ----------------------------------------------------------------------------------
 
 
 class InsectConsole(App[str]):
@@ -66,16 +174,10 @@ class InsectConsole(App[str]):
     ]
     COMMANDS = App.COMMANDS | {JobCommands}
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        clock: Clock | None = None,
-        stats_provider: StatsProvider | None = None,
-        stats_interval: float = STATS_INTERVAL,
-    ) -> None:
+    def __init__(self, engine: EngineView, *, clock: Clock | None = None, stats_provider: StatsProvider | None = None,
+                 stats_interval: float = STATS_INTERVAL) -> None:
         super().__init__()
-        formatting.set_monochrome(self.no_color)
+        cells.set_monochrome(self.no_color)
         self.engine = engine
         self.clock = clock or engine.clock
         self.bridge = EngineBridge(engine)
@@ -87,9 +189,18 @@ class InsectConsole(App[str]):
         self.engine_events: Signal[object] = Signal(self, "engine-events")
         self.output_events: Signal[str] = Signal(self, "output-events")
         self.status_changed: Signal[None] = Signal(self, "status-changed")
+        self.jobs_screen = JobsScreen()
         self.waiting_to_quit = False
         self.quitting = False
         """Set once the app is on its way out: no screen is opened any more."""
+
+    @property
+    def output(self) -> OutputHub:
+        return self.bridge.output
+
+    @property
+    def attached(self) -> bool:
+        return self.engine.attached
 
     def exit(self, *args, **kwargs) -> None:
         self.quitting = True
@@ -101,7 +212,7 @@ class InsectConsole(App[str]):
         return super().push_screen(screen, *args, **kwargs)
 
     def get_default_screen(self) -> Screen:
-        return JobsScreen()
+        return self.jobs_screen
 
     def on_mount(self) -> None:
         self.bridge.attach(self)
@@ -132,23 +243,23 @@ class InsectConsole(App[str]):
             self.daemon_lost()
         self.engine_events.publish(event)
 
-    # -- attached to a daemon ---------------------------------------------------------------
+    def on_output_available(self, message: OutputAvailable) -> None:
+        self.output_events.publish(message.job_name)
 
-    @property
-    def attached(self) -> bool:
-        return bool(getattr(self.engine, "attached", False))
+    def set_notice(self, style: str, text: str) -> None:
+        self.last_notice = (style, text)
+        self.status_changed.publish(None)
+
+    # -- attached to a daemon ---------------------------------------------------------------
 
     def daemon_lost(self) -> None:
         """The daemon we were attached to went away: say so, and offer to schedule from here."""
-        from insect_console.screens.dialogs import ConfirmScreen
-
-        pid = getattr(self.engine, "daemon_pid", None)
+        pid = self.engine.daemon_pid
         self.set_notice("bold red", f"✗ daemon pid {pid} went away: nothing is scheduling")
         self.push_screen(
             ConfirmScreen(
                 f"The daemon (pid {pid}) has stopped.",
-                "Nothing schedules the jobs now. Start this console's own scheduler? "
-                "(It stops when the console closes.)",
+                "Nothing schedules the jobs now. Start this console's own scheduler? (It stops when the console closes.)",
                 "Start scheduler",
             ),
             lambda yes: self.start_own_engine() if yes else None,
@@ -156,34 +267,106 @@ class InsectConsole(App[str]):
 
     @work(thread=True, group="engine", exclusive=True, exit_on_error=False)
     def start_own_engine(self) -> None:
-        engine = Engine(self.engine.store.path, base_dir=self.engine.store.base_dir)
+        engine = self.engine.own_scheduler()
         try:
             engine.start()
         except SchedulerRunning as e:
-            self.call_from_thread(self.notify, str(e), title="Not started", severity="error", timeout=10)
+            self.post_message(Notice(str(e), "error", "Not started"))
             return
-        self.call_from_thread(self.use_engine, engine)
+        self.post_message(EngineReady(engine))
 
-    def use_engine(self, engine: Engine) -> None:
-        """Switch the console to `engine` (after the daemon went away)."""
-        old, self.engine = self.engine, engine
+    def on_engine_ready(self, message: EngineReady) -> None:
+        """Switch the console to its own engine (after the daemon went away)."""
+        old, self.engine = self.engine, message.engine
         self.bridge.close()
-        self.bridge = EngineBridge(engine)
+        self.bridge = EngineBridge(self.engine)
         self.bridge.attach(self)
         old.stop(0)
         self.set_notice("green", "✓ this console now runs the scheduler")
         self.notify("This console now runs the scheduler; it stops when the console closes.", title="Scheduler started")
         self.status_changed.publish(None)
 
-    def on_exit_requested(self, _message: ExitRequested) -> None:
-        self.exit()
+    # -- navigation and job commands (screens ask with a Command) ---------------------------------
 
-    def on_output_available(self, message: OutputAvailable) -> None:
-        self.output_events.publish(message.job_name)
+    @on(Command)
+    def run_command(self, message: Command) -> None:
+        message.stop()
+        action, name = message.action, message.job
+        if action == "add":
+            self.push_screen(JobFormScreen(None), self._form_saved)
+        elif action == "run-detail" and message.record is not None:
+            self.push_screen(RunDetailScreen(message.record))
+        elif action == "history":
+            self.push_screen(HistoryScreen(name if name in self.engine.config.names() else None))
+        elif action == "kill":
+            self.kill_job(name)
+        elif self.job_exists(name):
+            if action == "run":
+                self._call(f"run {name}", self.engine.run_now, name)
+            elif action == "toggle":
+                enabled = not self.engine.config.job(name).enabled
+                self._call(f"{name} {'enabled' if enabled else 'disabled'}.", self.engine.set_enabled, name, enabled)
+            elif action == "delete":
+                self.delete_job(name)
+            elif action == "output":
+                self.push_screen(OutputScreen(name))
+            elif action == "edit":
+                self.push_screen(JobFormScreen(self.engine.config.job(name)), self._form_saved)
 
-    def set_notice(self, style: str, text: str) -> None:
-        self.last_notice = (style, text)
-        self.status_changed.publish(None)
+    def job_exists(self, name: str | None) -> bool:
+        if name is None:
+            self.notify("No job selected.", severity="warning")
+            return False
+        if name not in self.engine.config.names():
+            self.notify(f"There is no job named {name!r} any more.", severity="warning")
+            return False
+        return True
+
+    def _form_saved(self, name: str | None) -> None:
+        if name is not None:
+            self.jobs_screen.show_job(name)
+
+    def kill_job(self, name: str | None) -> None:
+        if name is None:
+            self.notify("No job selected.", severity="warning")
+            return
+        active = self.engine.active_runs().get(name)
+        if active is None:
+            self.notify(f"{name} is not running in this console.", severity="warning")
+            return
+        tree = f"Its whole process tree (pid {active.pid})" if active.pid else "Its whole process tree"
+        self.push_screen(
+            ConfirmScreen(f"Kill the running {name}?", f"{tree} is ended; the run is recorded as error.", "Kill"),
+            lambda yes: self._call(f"kill {name}", self.engine.kill, name) if yes else None,
+        )
+
+    def delete_job(self, name: str) -> None:
+        running = name in self.engine.active_runs()
+        detail = "Its run history is kept." + (" The run in progress goes on to its end." if running else "")
+        self.push_screen(
+            ConfirmScreen(f"Delete the job {name}?", detail, "Delete"),
+            lambda yes: self._call(f"{name} deleted.", self.engine.remove_job, name) if yes else None,
+        )
+
+    @work(thread=True, group="commands", exit_on_error=False)
+    def _call(self, what: str, call: Callable[..., Any], *args: Any) -> None:
+        """One engine call on a worker; a refusal becomes a toast. `what` is the toast of success
+        (a command word alone, like "run x", says nothing: the table shows it)."""
+        try:
+            result = call(*args)
+        except AlreadyRunning as e:
+            self.post_message(Notice(str(e), "warning"))
+            return
+        except (UserError, OSError) as e:
+            self.post_message(Notice(str(e), "error"))
+            return
+        if what.startswith("kill ") and result is False:
+            self.post_message(Notice(f"{args[0]} had already finished."))
+        elif what.endswith("."):
+            self.post_message(Notice(what))
+
+    def on_notice(self, message: Notice) -> None:
+        self.notify(message.text, title=message.title, severity=message.severity, timeout=10 if message.severity == "error" else None)
 
     # -- system stats --------------------------------------------------------------------
 
@@ -201,9 +384,17 @@ class InsectConsole(App[str]):
 
     # -- keys ----------------------------------------------------------------------------
 
+    HELP_SCREENS = [
+        ("Jobs", JobsScreen),
+        ("Live output", OutputScreen),
+        ("History", HistoryScreen),
+        ("One run", RunDetailScreen),
+        ("Add / edit form", JobFormScreen),
+    ]
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen([*self.HELP_SCREENS, ("Everywhere", type(self))]))
 
     async def action_quit(self) -> None:
         """Quit; with runs in progress, ask: wait for them, stop them, or cancel.
@@ -231,6 +422,9 @@ class InsectConsole(App[str]):
         if not self.engine.active_runs():
             self.exit()
 
+    def on_exit_requested(self, _message: ExitRequested) -> None:
+        self.exit()
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette offers every key of the current screen, plus Textual's own commands."""
         yield from super().get_system_commands(screen)
@@ -246,19 +440,22 @@ class InsectConsole(App[str]):
         yield SystemCommand("Help: all keys (?)", "Every key of every screen", self.action_help)
 
 
-def create_app(engine: Engine, **options) -> InsectConsole:
+def create_app(engine: EngineView, **options) -> InsectConsole:
     """Build the console for `engine` (started or not). Options: clock, stats_provider, stats_interval."""
     return InsectConsole(engine, **options)
 
 
-def _log_to_file(engine: Engine) -> Callable[[], None]:
+# -- running it in a terminal -------------------------------------------------------------------
+
+
+def _log_to_file(log_dir: Path) -> Callable[[], None]:
     """While the console owns the terminal, the engine's log goes to <log_dir>/console.log.
 
     Returns the function that puts logging back as it was.
     """
     try:
-        engine.log_dir.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(engine.log_dir / "console.log", maxBytes=1 << 20, backupCount=2, encoding="utf-8")
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(log_dir / "console.log", maxBytes=1 << 20, backupCount=2, encoding="utf-8")
     except OSError:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -289,8 +486,7 @@ class _Shutdown:
 
     EXIT_WAIT = 5.0
 
-    def __init__(self, engine: Engine, app: InsectConsole) -> None:
-        self.engine = engine
+    def __init__(self, app: InsectConsole) -> None:
         self.app = app
         self.signal: int | None = None
         self.done = threading.Event()
@@ -315,25 +511,25 @@ class _Shutdown:
             os._exit(128 + (self.signal or 0))
 
 
-def run_console(engine: Engine) -> int:
-    """Start `engine`, run the console on it, stop the engine on exit. Returns the exit code."""
+def run_console(engine) -> int:
+    """Start `engine` (an `Engine`), run the console on it, stop the engine on exit. Returns the
+    exit code. When a daemon already schedules the config, the console attaches to it instead."""
     try:
         engine.start()
     except SchedulerRunning as e:
-        # a daemon holds the config: attach to it instead of scheduling twice
         from insect_console.control import DaemonGone
         from insect_console.remote import RemoteEngine
 
-        remote = RemoteEngine(engine.store)
+        remote = RemoteEngine.for_engine(engine)
         try:
             remote.start()
         except DaemonGone as gone:
             print(f"insect-console: {e}, and it does not answer on its control socket ({gone})", file=sys.stderr)
             return 2
         engine = remote
-    restore_logging = _log_to_file(engine)
+    restore_logging = _log_to_file(engine.log_dir)
     app = create_app(engine)
-    shutdown = _Shutdown(engine, app)
+    shutdown = _Shutdown(app)
     previous = {sig: signal.signal(sig, shutdown.on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     result = None
     try:

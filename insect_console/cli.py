@@ -172,19 +172,20 @@ def cmd_run_job(args, config: str) -> int:
         out.write("\n".join(lines) + "\n")
         out.flush()
 
-    from insect_console.engine import ActiveRun, new_run_id
+    from insect_console.engine import RunSlot
+    from insect_console.records import new_run_id
 
-    active = ActiveRun(job.name, new_run_id(), "manual")
+    slot = RunSlot(job.name, new_run_id(), "manual")
 
     def interrupted(signum, _frame) -> None:
         # end the job's whole tree; the run is still recorded, as interrupted
-        if active.run is not None:
-            active.run.kill("interrupted", f"run-job was stopped by {signal.Signals(signum).name}")
+        if slot.run is not None:
+            slot.run.kill("interrupted", f"run-job was stopped by {signal.Signals(signum).name}")
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
     try:
-        record = engine.execute(job, "manual", on_output=show, active=active)
+        record = engine.execute(job, "manual", on_output=show, slot=slot)
     except AlreadyRunning as e:
         raise UserError(str(e), exit_code=75) from None
     detail = f" ({record['error']})" if record.get("error") else ""
@@ -233,28 +234,29 @@ def _run_via_daemon(client, name: str, events: "queue.Queue") -> int:
 
 
 def cmd_list(args, config: str) -> int:
-    from insect_console.engine import Engine
+    from insect_console.state import StateStore
+    from insect_console.surface import status_from_files
+    from insect_console.textfmt import iso_local, short_time
 
-    engine = Engine(config)
-    status = engine.status()
+    store = _store(config)
+    conf = store.load(create=True)
+    state = StateStore(store.state_path, store.runtime_dir / "state.lock").read()
+    legacy = store.legacy_state()
+    status = status_from_files(store, conf, state, fallback=legacy)
     if args.json:
-        keys = ("name", "enabled", "schedule_type", "schedule_time", "last_run", "last_status", "error_count", "next_run")
-        print(json.dumps([{k: s[k] for k in keys} for s in status], indent=2, ensure_ascii=False))
+        out = []
+        for s in status:  # the spec's get_job_status fields; run state as the state file has it
+            js = state["jobs"].get(s.name) or legacy.get(s.name, {})
+            out.append({
+                "name": s.name, "enabled": s.enabled, "schedule_type": s.schedule_type, "schedule_time": s.schedule_time,
+                "last_run": js.get("last_run"), "last_status": s.last_status, "error_count": s.error_count, "next_run": iso_local(s.next_run),
+            })
+        print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
-    whens = {job.name: job.when.describe() for job in engine.config.jobs}
     rows = [("NAME", "ON", "SCHEDULE", "NEXT RUN", "LAST RUN", "STATUS", "FAILS")]
     for s in status:
-        rows.append(
-            (
-                s["name"],
-                "yes" if s["enabled"] else "no",
-                whens[s["name"]],
-                _short_time(s["next_run"]),
-                _short_time(s["last_run"]),
-                "running" if s["running"] else (s["last_status"] or "-"),
-                str(s["error_count"]),
-            )
-        )
+        status_word = "running" if s.running else (s.last_status or "-")
+        rows.append((s.name, "yes" if s.enabled else "no", s.schedule, short_time(s.next_run), short_time(s.last_run), status_word, str(s.error_count)))
     _print_table(rows)
     return 0
 
@@ -344,6 +346,7 @@ def cmd_systemd(args, config: str) -> int:
 
 def cmd_history(args, config: str) -> int:
     from insect_console.history import HistoryQuery, HistoryReader
+    from insect_console.textfmt import parse_local, printable, short_time
 
     store = _store(config)
     settings = store.load().settings
@@ -365,7 +368,7 @@ def cmd_history(args, config: str) -> int:
         took = record.get("duration_s")
         rows.append(
             (
-                printable(_short_time(str(record.get("start_time") or ""))),
+                short_time(parse_local(record.get("start_time"))),
                 printable(str(record.get("job_name", "?"))),
                 printable(str(record.get("status", "?"))),
                 f"{took:.1f}s" if isinstance(took, (int, float)) else "-",
@@ -404,26 +407,6 @@ def cmd_convert(args, config: str) -> int:
 
 
 # -- output helpers --------------------------------------------------------------
-
-
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
-
-
-def printable(text: str) -> str:
-    """Text from a job, with control characters shown escaped: no escape sequence reaches the terminal."""
-    return text.translate(_CONTROL)
-
-
-def _short_time(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    try:
-        when = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if when.tzinfo is not None:
-        when = when.astimezone().replace(tzinfo=None)
-    return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _print_table(rows: list[tuple[str, ...]]) -> None:

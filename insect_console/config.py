@@ -21,6 +21,8 @@ from insect_console.fileio import atomic_write, check_private_file, locked
 from insect_console.jobs import Job, make_job
 
 DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
+SCHEDULER_LOCK = "scheduler.lock"
+"""In the runtime directory: held by the one scheduler of a config for its lifetime."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class ConfigStore:
         self.state_path = self.path.with_name(f"{stem}.state.json")
         self.runtime_dir = self.path.with_name(f".{stem}.run")
         self.lock_path = self.runtime_dir / "config.lock"
+        self.scheduler_lock_path = self.runtime_dir / SCHEDULER_LOCK
 
     # -- reading ---------------------------------------------------------
 

@@ -23,13 +23,12 @@ import struct
 import threading
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from insect_console import events as ev
 from insect_console.errors import AlreadyRunning, UserError
-
-if TYPE_CHECKING:
-    from insect_console.engine import Engine
+from insect_console.surface import ActiveRun, JobStatus
+from insect_console.textfmt import parse_local
 
 log = logging.getLogger("insect_console.control")
 
@@ -69,6 +68,22 @@ def decode_event(data: dict[str, Any]) -> ev.Event | None:
         return None
 
 
+def encode_active(run: ActiveRun) -> dict[str, Any]:
+    data = dataclasses.asdict(run)
+    data["start_time"] = run.start_time.astimezone().isoformat(timespec="milliseconds") if run.start_time else None
+    return data
+
+
+def decode_active(data: dict[str, Any]) -> ActiveRun:
+    fields = {f.name for f in dataclasses.fields(ActiveRun)}
+    values = {k: v for k, v in data.items() if k in fields}
+    values["start_time"] = parse_local(values.get("start_time"))
+    values.setdefault("job_name", "?")
+    values.setdefault("run_id", "")
+    values.setdefault("trigger", "")
+    return ActiveRun(**values)
+
+
 def socket_path(runtime_dir: Path) -> Path:
     return runtime_dir / SOCKET_NAME
 
@@ -81,6 +96,22 @@ def peer_uid(sock: socket.socket) -> int:
 
 def peer_allowed(uid: int) -> bool:
     return uid == os.geteuid() or uid == 0
+
+
+class Served(Protocol):
+    """What the server needs of the engine it serves (an `Engine`)."""
+
+    def status(self) -> list[JobStatus]: ...
+
+    def active_runs(self) -> dict[str, ActiveRun]: ...
+
+    def run_now(self, name: str) -> ActiveRun: ...
+
+    def kill(self, name: str) -> bool: ...
+
+    def request_reload(self) -> None: ...
+
+    def subscribe(self, listener: Callable[[ev.Event], None]) -> Callable[[], None]: ...
 
 
 class _Client:
@@ -96,7 +127,7 @@ class _Client:
 class ControlServer:
     """Serves one engine on a Unix socket, on a thread of its own."""
 
-    def __init__(self, engine: "Engine", path: Path, max_buffer: int = MAX_CLIENT_BUFFER) -> None:
+    def __init__(self, engine: Served, path: Path, max_buffer: int = MAX_CLIENT_BUFFER) -> None:
         self.engine = engine
         self.path = path
         self.max_buffer = max_buffer
@@ -109,6 +140,17 @@ class ControlServer:
         self._thread: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self.dropped_clients = 0
+
+    @classmethod
+    def serve(cls, engine: Served, path: Path) -> "ControlServer | None":
+        """A started server, or None (logged) where the socket can't be made: the engine still schedules."""
+        server = cls(engine, path)
+        try:
+            server.start()
+        except OSError as e:
+            log.error("no control socket (%s): consoles and run-job can't attach", e.strerror)
+            return None
+        return server
 
     def start(self) -> None:
         # we hold the scheduler lock, so a socket file left here is a dead daemon's
@@ -261,12 +303,8 @@ class ControlServer:
         cmd = request.get("cmd")
         engine = self.engine
         if cmd == "status":
-            active = {
-                name: {"run_id": a.run_id, "trigger": a.trigger, "output_file": a.output_file,
-                       "start_time": a.start_time.isoformat(timespec="milliseconds") if a.start_time else None}
-                for name, a in engine.active_runs().items()
-            }
-            return {"pid": os.getpid(), "jobs": engine.status(), "active": active}
+            active = {name: encode_active(a) for name, a in engine.active_runs().items()}
+            return {"pid": os.getpid(), "jobs": [s.to_wire() for s in engine.status()], "active": active}
         if cmd == "run":
             active = engine.run_now(str(request["job"]))
             return {"run_id": active.run_id}

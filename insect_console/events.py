@@ -81,7 +81,12 @@ class DaemonLost:
     reason: str
 
 
-Event = RunStarted | OutputLines | RunFinished | RunSkipped | Notification | ConfigReloaded | ClockJumped | DaemonLost
+@dataclass(frozen=True)
+class StatusChanged:
+    """An attached console's cache of the daemon's status was refreshed (never sent on the wire)."""
+
+
+Event = RunStarted | OutputLines | RunFinished | RunSkipped | Notification | ConfigReloaded | ClockJumped | DaemonLost | StatusChanged
 Listener = Callable[[Event], None]
 
 

@@ -81,6 +81,58 @@ def locked(lock_path: Path, *, blocking: bool = True) -> Iterator[int]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
+class InstanceLock:
+    """One holder at a time for a process's lifetime: one scheduler per config.
+
+    A `flock` on a file in the config's runtime directory, with the holder's pid written in it
+    so a second scheduler (or `list`) can say who holds it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> bool:
+        """Take the lock; False when another process holds it."""
+        ensure_private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
+
+    @staticmethod
+    def holder(path: Path) -> int | None:
+        """The pid of the process holding the lock at `path`, 0 if unknown, None when nobody holds it."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return None
+            except BlockingIOError:
+                text = os.read(fd, 32).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else 0
+        finally:
+            os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `data` so readers see the old or the new file, never a torn one."""
     ensure_private_dir(path.parent)

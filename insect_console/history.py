@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from insect_console.fileio import append_line
+from insect_console.fileio import Outage, append_line
+
+log = logging.getLogger(__name__)
 
 FILE_RE = re.compile(r"batch_(\d{8})\.jsonl")
 STATUSES = ("success", "error", "timeout", "interrupted", "skipped")
@@ -172,3 +176,96 @@ def parse_record(line: bytes) -> dict[str, Any] | None:
     if not isinstance(record, dict) or not isinstance(record.get("job_name"), str) or not isinstance(record.get("status"), str):
         return None
     return record
+
+
+# -- what the console shows ---------------------------------------------------------------
+
+SLIM_KEYS = ("job_name", "start_time", "end_time", "status", "error", "exit_code", "duration_s", "trigger", "output_file", "run_id")
+
+
+def slim(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without its output tail (which can be 64 KB): what a list of runs keeps."""
+    out = {k: record.get(k) for k in SLIM_KEYS}
+    if isinstance(out["error"], str) and len(out["error"]) > 200:
+        out["error"] = out["error"][:200]
+    return out
+
+
+@dataclass
+class HistoryPage:
+    records: list[dict[str, Any]]
+    done: bool
+    """No more records match."""
+    skipped: int
+    """Malformed lines met so far by this query."""
+
+
+class HistoryCursor:
+    """One query's records, a page at a time, newest first (slim records).
+
+    A console holds one per filter setting; `close()` stops a scan that is no longer wanted
+    (a newer filter), even while a page is being read on another thread.
+    """
+
+    def __init__(self, log_dir: Path, query: HistoryQuery) -> None:
+        self._closed = False
+        self._reader = HistoryReader(log_dir, cancelled=lambda: self._closed)
+        self._records = self._reader.records(query)
+
+    @property
+    def files_read(self) -> list[Path]:
+        """The daily files opened so far: a page reads only as far back as it needs."""
+        return self._reader.files_read
+
+    def next_page(self, count: int) -> HistoryPage:
+        page = [slim(r) for r in islice(self._records, count)]
+        return HistoryPage(page, len(page) < count, self._reader.skipped)
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def find_record(log_dir: Path, slim_record: dict[str, Any]) -> dict[str, Any] | None:
+    """The full record of a run (with its output tail), found again in its day's file."""
+    try:
+        day = dt.datetime.fromisoformat(slim_record["start_time"]).date()
+    except (KeyError, TypeError, ValueError):
+        return None
+    q = HistoryQuery(job=slim_record.get("job_name"), since=day, until=day, limit=None)
+    for record in HistoryReader(log_dir).records(q):
+        if all(record.get(k) == slim_record.get(k) for k in ("run_id", "start_time", "status")):
+            return record
+    return None
+
+
+def recent_results(log_dir: Path, names: list[str], width: int, scan: int) -> dict[str, list[tuple[str, float | None]]]:
+    """Per job, its last `width` results (status, duration), newest first, from one bounded
+    scan of the newest `scan` records: the console's trend strips."""
+    per_job: dict[str, list[tuple[str, float | None]]] = {n: [] for n in names}
+    for record in HistoryReader(log_dir).records(HistoryQuery(limit=scan)):
+        results = per_job.get(record.get("job_name"))
+        if results is not None and len(results) < width:
+            results.append((record.get("status"), record.get("duration_s")))
+        if all(len(v) >= width for v in per_job.values()):
+            break
+    return per_job
+
+
+class HistoryWriter:
+    """Appends run records for the engine; a failure (disk full) is logged once per outage and
+    never stops a run."""
+
+    def __init__(self, log_dir: Callable[[], Path]) -> None:
+        self._log_dir = log_dir
+        self._outage = Outage()
+
+    def append(self, record: dict[str, Any]) -> None:
+        log_dir = self._log_dir()
+        try:
+            append_record(log_dir, record)
+        except OSError as e:
+            if self._outage.failed():
+                log.error("can't write history to %s: %s (runs go on; records are lost until this is fixed)", log_dir, e.strerror)
+            return
+        if self._outage.worked():
+            log.warning("history writes work again")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from insect_console.config import Settings
 from insect_console.errors import UserError
-from insect_console.jobs import WEEKDAYS, Job, format_duration
+from insect_console.jobs import WEEKDAYS, Job
+from insect_console.textfmt import format_duration
 
 _CRON_DOW = {day: (i + 1) % 7 for i, day in enumerate(WEEKDAYS)}  # cron: 0 = Sunday
 

@@ -6,12 +6,14 @@ Every refusal is a `ValidationError` naming the field and the accepted forms.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from insect_console.errors import ValidationError
+from insect_console.textfmt import format_duration
 
 SCHEDULE_TYPES = ("interval", "daily", "weekly")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -64,8 +66,9 @@ class Job:
             out["env"] = dict(self.env)
         return out
 
-    @property
+    @functools.cached_property
     def when(self) -> "When":
+        """The parsed schedule (parsed once per job object: the table shows it every second)."""
         return parse_schedule(self.schedule_type, self.schedule_time)
 
     def argv(self) -> list[str]:
@@ -92,19 +95,6 @@ class When:
         if self.kind == "daily":
             return f"daily {at}"
         return f"{(self.weekday or '').capitalize()[:3]} {at}"
-
-
-def format_duration(seconds: float) -> str:
-    """3600 -> "1h", 5400 -> "1h30m", 90 -> "1m30s", 45 -> "45s"."""
-    seconds = int(round(seconds))
-    if seconds <= 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        value, seconds = divmod(seconds, size)
-        if value:
-            parts.append(f"{value}{unit}")
-    return "".join(parts[:2])
 
 
 def validate_name(name: Any) -> str:

@@ -106,6 +106,17 @@ def process_identity(pid: int) -> float | None:
         return None
 
 
+_own: tuple[int, float | None] = (0, None)
+
+
+def own_identity() -> float | None:
+    """This process's create time (for the run entries it owns), read once per process."""
+    global _own
+    if _own[0] != os.getpid():  # a fork gets its own
+        _own = (os.getpid(), process_identity(os.getpid()))
+    return _own[1]
+
+
 def is_same_process(pid: int | None, create_time: float | None) -> bool:
     if not pid or create_time is None:
         return False

@@ -1,45 +1,40 @@
 """An engine that lives in another process: the daemon, reached through its control socket.
 
-`RemoteEngine` offers the same surface as `Engine` to the console, so the console shows the
-same screens with the same keys whether it runs its own engine or is attached to a daemon.
-Reads of the config, state and history go straight to the files; runs, kills and the live
-status go through the daemon; config changes are written to the file (locked, atomic) and the
-daemon is asked to reload.
+`RemoteEngine` implements the same `EngineView` as `Engine`, so the console shows the same
+screens with the same keys whether it runs its own engine or is attached to a daemon. Runs,
+kills and the live status go through the daemon; the config, history and output files are read
+here (they are the daemon's files on this machine); config changes are written to the file
+(locked, atomic) and the daemon is asked to reload.
+
+The status is a cache: a refresher thread asks the daemon for it at start, after every event
+that changes it (a run started or ended, a reload, a clock jump) and every `REFRESH` seconds,
+so `status()` never waits for the socket, however slow the daemon is to answer.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from typing import Any, Callable
 
 from insect_console.clock import SystemClock
-from insect_console.config import Config, ConfigStore, Settings
-from insect_console.control import ControlClient, DaemonGone, socket_path
-from insect_console.engine import ActiveRun, ConfigChanges, status_entry
-from insect_console.errors import AlreadyRunning, ConfigError
-from insect_console.events import ConfigReloaded, DaemonLost, Event, EventBus, Listener
+from insect_console.config import Config, ConfigStore
+from insect_console.control import ControlClient, DaemonGone, decode_active, socket_path
+from insect_console.errors import ConfigError
+from insect_console.events import ClockJumped, ConfigReloaded, DaemonLost, Event, EventBus, Listener, RunFinished, RunSkipped, RunStarted, StatusChanged
+from insect_console.local_files import LocalFiles
 from insect_console.state import StateStore
+from insect_console.surface import ActiveRun, JobStatus, job_statuses
+from insect_console.textfmt import parse_local
 
 log = logging.getLogger("insect_console.remote")
 
-
-class _RemoteSchedule:
-    """`engine.scheduler.next_run(name)` answered from the daemon's last status."""
-
-    def __init__(self, remote: "RemoteEngine") -> None:
-        self._remote = remote
-
-    def next_run(self, name: str) -> dt.datetime | None:
-        iso = self._remote._next_runs.get(name)
-        try:
-            return dt.datetime.fromisoformat(iso) if iso else None
-        except ValueError:
-            return None
+REFRESH = 10.0
+"""Seconds between two status refreshes when no event asked for one."""
+_CHANGES_STATUS = (RunStarted, RunFinished, RunSkipped, ConfigReloaded, ClockJumped)
 
 
-class RemoteEngine(ConfigChanges):
+class RemoteEngine(LocalFiles):
     attached = True
 
     def __init__(self, store: ConfigStore) -> None:
@@ -48,92 +43,119 @@ class RemoteEngine(ConfigChanges):
         self.state = StateStore(store.state_path, store.runtime_dir / "state.lock")
         self.clock = SystemClock()
         self.events = EventBus()
-        self.scheduler = _RemoteSchedule(self)
         self.daemon_pid: int | None = None
-        self._client: ControlClient | None = None
-        self._next_runs: dict[str, str] = {}
-        self._active: dict[str, ActiveRun] = {}
-        self._lock = threading.Lock()
         self.lost = threading.Event()
+        self._client: ControlClient | None = None
+        self._lock = threading.Lock()
+        self._status: list[JobStatus] = self._offline_status()
+        self._active: dict[str, ActiveRun] = {}
+        self._refresh = threading.Event()
+        self._closing = threading.Event()
+        self._refresher: threading.Thread | None = None
+
+    @classmethod
+    def for_engine(cls, engine: Any) -> "RemoteEngine":
+        """Attach to the daemon that holds `engine`'s config (its start raised SchedulerRunning)."""
+        return cls(engine.store)
+
+    def own_scheduler(self) -> Any:
+        """An engine that schedules this config in this process (not started), for when the daemon left."""
+        from insect_console.engine import Engine
+
+        return Engine(self.store.path, base_dir=self.store.base_dir)
 
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect and subscribe. Raises DaemonGone when no daemon answers."""
+        """Connect, subscribe and read the status once. Raises DaemonGone when no daemon answers."""
         self._client = ControlClient(socket_path(self.store.runtime_dir), on_event=self._on_event, on_close=self._on_close)
         self._client.call("subscribe")
-        self.status()
+        self._refresh_status()
+        self._refresher = threading.Thread(target=self._keep_fresh, name="status-refresh", daemon=True)
+        self._refresher.start()
 
     def stop(self, grace: float | None = None) -> None:
         """Detach. The daemon goes on scheduling."""
+        self._closing.set()
+        self._refresh.set()
         client, self._client = self._client, None
         if client is not None:
             client.on_close = None
             client.close()
+        if self._refresher is not None:
+            self._refresher.join(timeout=2)
+
+    def request_stop(self) -> None:
+        """Nothing to stop here: the runs are the daemon's."""
 
     @property
     def running(self) -> bool:
         return self._client is not None and not self.lost.is_set()
 
-    @property
-    def settings(self) -> Settings:
-        return self.config.settings
-
-    @property
-    def log_dir(self):
-        return self.store.resolve(self.settings.log_dir)
-
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self.events.subscribe(listener)
 
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, ConfigReloaded) and event.error is None:
-            try:
-                self.config = self.store.load(create=False)
-            except ConfigError:
-                pass
-        self.events.emit(event)
-
-    def _on_close(self) -> None:
-        if self._client is not None and not self.lost.is_set():
-            self.lost.set()
-            log.warning("the daemon closed the connection")
-            self.events.emit(DaemonLost("the daemon stopped or crashed"))
+    # -- the daemon's side ----------------------------------------------------------
 
     def _call(self, cmd: str, **args: Any) -> Any:
         if self._client is None or self.lost.is_set():
             raise DaemonGone("not attached to a daemon")
         return self._client.call(cmd, **args)
 
-    # -- the Engine surface the console uses --------------------------------------------
+    def _keep_fresh(self) -> None:
+        while not self._closing.is_set():
+            self._refresh.wait(REFRESH)
+            self._refresh.clear()
+            if not self._closing.is_set() and not self.lost.is_set():
+                self._refresh_status()
 
-    def status(self) -> list[dict[str, Any]]:
-        """The daemon's status; once it is gone, what the files say (no next runs: nothing schedules)."""
+    def _refresh_status(self) -> None:
         try:
             result = self._call("status")
         except DaemonGone:
-            with self._lock:
-                self._active, self._next_runs = {}, {}
-            return self._offline_status()
-        self.daemon_pid = result.get("pid")
-        jobs = result.get("jobs", [])
+            return  # the connection's close says so (DaemonLost); a slow answer is retried later
+        jobs = [JobStatus.from_wire(j) for j in result.get("jobs", [])]
+        active = {name: decode_active({"job_name": name, **a}) for name, a in result.get("active", {}).items()}
         with self._lock:
-            self._next_runs = {j["name"]: j.get("next_run") for j in jobs}
-            self._active = {
-                name: ActiveRun(
-                    job_name=name,
-                    run_id=a.get("run_id", ""),
-                    trigger=a.get("trigger", ""),
-                    start_time=_naive(a.get("start_time")),
-                    output_file=a.get("output_file"),
-                )
-                for name, a in result.get("active", {}).items()
-            }
-        return jobs
+            self.daemon_pid = result.get("pid")
+            self._status, self._active = jobs, active
+        self.events.emit(StatusChanged())
 
-    def _offline_status(self) -> list[dict[str, Any]]:
-        jobs = self.state.read()["jobs"]
-        return [status_entry(job, jobs.get(job.name, {}), None, None) for job in self.config.jobs]
+    def _on_event(self, event: Event) -> None:
+        """On the client's reader thread: keep what we know current, then pass the event on."""
+        if isinstance(event, ConfigReloaded) and event.error is None:
+            try:
+                self.config = self.store.load(create=False)
+            except ConfigError:
+                pass
+        if isinstance(event, RunStarted):
+            with self._lock:
+                self._active[event.job_name] = ActiveRun(event.job_name, event.run_id, event.trigger, parse_local(event.start_time), event.output_file, event.pid)
+        elif isinstance(event, RunFinished):
+            with self._lock:
+                if getattr(self._active.get(event.job_name), "run_id", None) == event.run_id:
+                    del self._active[event.job_name]
+        if isinstance(event, _CHANGES_STATUS):
+            self._refresh.set()
+        self.events.emit(event)
+
+    def _on_close(self) -> None:
+        if self._client is not None and not self.lost.is_set():
+            self.lost.set()
+            with self._lock:
+                self._active, self._status = {}, self._offline_status()
+            log.warning("the daemon closed the connection")
+            self.events.emit(DaemonLost("the daemon stopped or crashed"))
+
+    def _offline_status(self) -> list[JobStatus]:
+        """What the files say, without next runs: nothing schedules."""
+        return job_statuses(self.config.jobs, self.state.read(), lambda job: None)
+
+    # -- the surface ------------------------------------------------------------------
+
+    def status(self) -> list[JobStatus]:
+        with self._lock:
+            return list(self._status)
 
     def active_runs(self) -> dict[str, ActiveRun]:
         with self._lock:
@@ -142,9 +164,9 @@ class RemoteEngine(ConfigChanges):
     def run_now(self, name: str) -> ActiveRun:
         self.config.job(name)
         result = self._call("run", job=name)
-        active = ActiveRun(job_name=name, run_id=result["run_id"], trigger="manual", start_time=dt.datetime.now())
+        active = ActiveRun(name, result["run_id"], "manual")
         with self._lock:
-            self._active[name] = active
+            self._active.setdefault(name, active)
         return active
 
     def kill(self, name: str) -> bool:
@@ -158,14 +180,4 @@ class RemoteEngine(ConfigChanges):
             pass
 
 
-def _naive(iso: str | None) -> dt.datetime | None:
-    if not iso:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    return when.astimezone().replace(tzinfo=None) if when.tzinfo else when
-
-
-__all__ = ["RemoteEngine", "DaemonGone", "AlreadyRunning"]
+__all__ = ["RemoteEngine", "DaemonGone"]

@@ -12,8 +12,10 @@ import logging
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from insect_console.history import history_files
 
@@ -117,3 +119,68 @@ def disk_free(path: Path) -> int | None:
         return shutil.disk_usage(path).free
     except OSError:
         return None
+
+
+class LogKeeper:
+    """Keeps the log directory within the retention settings for a running engine.
+
+    Prunes once a day (the first wake-up of each day, so also at start), and at once when the run
+    output written since the last prune passes `output_max_mb`: a chatty day can't fill the card
+    before midnight. Pruning runs on a thread of its own; runs in progress are never touched.
+    """
+
+    def __init__(self, log_dir: Callable[[], Path], settings: Callable[[], Any], protected: Callable[[], set[str]]) -> None:
+        self._log_dir = log_dir
+        self._settings = settings
+        self._protected = protected
+        self._lock = threading.Lock()
+        self._output_bytes = 0  # run output on disk, as of the last prune plus runs since
+        self._pruning = False
+        self._pruned_on: dt.date | None = None
+
+    def daily(self, today: dt.date) -> None:
+        """Called on every wake-up of the loop: prunes on the first one of a day."""
+        if self._pruned_on != today:
+            self._pruned_on = today
+            self._prune_soon(today)
+
+    def count_output(self, output_file: str | None, today: dt.date) -> None:
+        """Add a finished run's output; past `output_max_mb`, prune at once, not at midnight."""
+        try:
+            size = os.path.getsize(output_file) if output_file else 0
+        except OSError:
+            size = 0
+        with self._lock:
+            self._output_bytes += size
+            over = self._output_bytes > self._settings().output_max_mb * 1024 * 1024
+        if over:
+            self._prune_soon(today)
+
+    def _prune_soon(self, today: dt.date) -> None:
+        with self._lock:
+            if self._pruning:
+                return
+            self._pruning = True
+        threading.Thread(target=self.prune, args=(today,), name="prune", daemon=True).start()
+
+    def prune(self, today: dt.date) -> PruneReport | None:
+        """Apply the retention settings now (in this thread)."""
+        s = self._settings()
+        try:
+            report = prune(
+                self._log_dir(),
+                today=today,
+                history_keep_days=s.history_keep_days,
+                output_keep_days=s.output_keep_days,
+                output_max_bytes=s.output_max_mb * 1024 * 1024,
+                protected=self._protected(),
+            )
+            with self._lock:
+                self._output_bytes = report.output_bytes_left
+            return report
+        except Exception:
+            log.exception("pruning the logs failed")
+            return None
+        finally:
+            with self._lock:
+                self._pruning = False

@@ -147,6 +147,14 @@ class JobRun:
             cwd = str(base_dir / cwd)
         self._cwd = cwd or (str(base_dir) if base_dir else None)
 
+    @classmethod
+    def for_job(cls, job: Job, settings, *, run_id: str, output_file: Path, on_output: OutputListener | None, base_dir: Path) -> "JobRun":
+        """A run of `job` with the limits of the config's `settings` (timeout, grace, sizes)."""
+        return cls(
+            job, run_id=run_id, timeout=job.timeout or settings.default_timeout, kill_grace=settings.kill_grace, output_file=output_file,
+            tail_bytes=settings.output_tail_bytes, output_cap=settings.output_max_run_mb * 1024 * 1024, on_output=on_output, base_dir=base_dir,
+        )
+
     def _environment(self) -> dict[str, str]:
         """Built when the run is made, so a run prepared ahead of its due time only spawns then."""
         env = dict(os.environ)

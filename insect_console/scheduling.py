@@ -137,6 +137,11 @@ class JobScheduler:
         return entry[1].next_run if entry else None
 
     @_locked
+    def published(self) -> dict[str, str]:
+        """The next runs as the state file keeps them for other processes (`list`)."""
+        return {name: job.next_run.isoformat(timespec="seconds") for name, (_, job) in self._entries.items() if job.next_run is not None}
+
+    @_locked
     def seconds_until_next(self) -> float | None:
         """Seconds until the earliest due time (≤ 0 when something is due), None if nothing is scheduled."""
         runs = [job.next_run for _, job in self._entries.values() if job.next_run is not None]
@@ -176,14 +181,15 @@ class JobScheduler:
                 d.job.run()  # schedule's own bookkeeping: last_run, then _schedule_next_run()
 
     @_locked
-    def on_clock_jump(self, seconds: float) -> None:
+    def on_clock_jump(self, seconds: float) -> str:
         """Adjust next runs after the wall clock jumped by `seconds` (NTP fixing a Pi's clock).
 
         The rule (after cronie's): interval jobs count elapsed time, so their grid moves with
         the jump and they neither run early nor stall. Fixed-time jobs: after a jump of at most
         `RESET_JUMP` forward, times that were jumped over run once; backward, times already
         run are not run again (their next run stays where it was). A larger jump either way
-        resets them to their next time on the new clock, with no catch-up.
+        resets them to their next time on the new clock, with no catch-up. Returns the rule
+        that applied, in words, for the log.
         """
         shift = dt.timedelta(seconds=seconds)
         with self._ctx():
@@ -194,3 +200,24 @@ class JobScheduler:
                 elif abs(seconds) > RESET_JUMP:
                     self._scheduler.cancel_job(job)
                     self._entries[name] = (when, self._build(name, when))
+        if abs(seconds) > RESET_JUMP:
+            return "fixed-time jobs reset"
+        return "missed fixed times run once" if seconds > 0 else "no fixed time runs twice"
+
+
+def upcoming(job: Job, clock: Clock | None = None, anchors: Mapping[str, dt.datetime] | None = None, count: int = 1) -> list[dt.datetime]:
+    """The next `count` due times of `job` if a scheduler started now (for `list` without a
+    daemon, and the form's preview); none for a disabled job."""
+    preview = JobScheduler(clock)
+    preview.sync([job], anchors=anchors)
+    out: list[dt.datetime] = []
+    while len(out) < count and (when := preview.next_run(job.name)) is not None:
+        out.append(when)
+        preview.move_on(preview.peek_due(when))
+    return out
+
+
+def next_run_preview(job: Job, clock: Clock | None = None, anchors: Mapping[str, dt.datetime] | None = None) -> dt.datetime | None:
+    """When `job` would next run if a scheduler started now."""
+    runs = upcoming(job, clock, anchors)
+    return runs[0] if runs else None

@@ -6,15 +6,17 @@ written atomically. A corrupt file is reported and kept aside; the engine then s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from insect_console.errors import ConfigError
-from insect_console.fileio import atomic_write, check_private_file, locked
+from insect_console.fileio import Outage, atomic_write, check_private_file, locked
+from insect_console.textfmt import parse_local
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -24,12 +26,51 @@ def empty_state() -> dict[str, Any]:
     return {"version": 1, "jobs": {}, "running": {}}
 
 
+def last_runs(state: Mapping[str, Any], fallback: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dt.datetime]:
+    """Last start time per job (naive local), so interval grids carry over a restart.
+
+    `fallback` is run state found in a spec-format JSON config, for jobs the state file lacks.
+    """
+    out = {}
+    for name, js in {**(fallback or {}), **state.get("jobs", {})}.items():
+        when = parse_local(js.get("last_run")) if isinstance(js, Mapping) else None
+        if when is not None:
+            out[name] = when
+    return out
+
+
+def running_entry(job_name: str, trigger: str, start: str, output_file: str, owner_create_time: float | None) -> dict[str, Any]:
+    """A run's entry in the `running` table, written before its process exists: a crash from
+    then on leaves the entry, and recovery finds the run's processes by their marker even
+    before the pid is known (it is added once the run has settled)."""
+    return {
+        "job_name": job_name, "pid": None, "create_time": None, "owner_pid": os.getpid(), "owner_create_time": owner_create_time,
+        "start_time": start, "output_file": output_file, "trigger": trigger,
+    }
+
+
+def record_finished(state: dict[str, Any], run_id: str, record: Mapping[str, Any], error_count: int) -> None:
+    """A finished run leaves the `running` table and becomes its job's last run."""
+    state["running"].pop(run_id, None)
+    state["jobs"].setdefault(record["job_name"], {}).update(
+        last_run=record["start_time"], last_status=record["status"], error_count=error_count,
+        last_duration_s=record.get("duration_s"), last_output_file=record.get("output_file"),
+    )
+
+
+def record_skipped(state: dict[str, Any], record: Mapping[str, Any]) -> None:
+    js = state["jobs"].setdefault(record["job_name"], {})
+    js["skipped"] = js.get("skipped", 0) + 1
+    js["last_skipped"] = record["start_time"]
+
+
 class StateStore:
     def __init__(self, path: Path, lock_path: Path) -> None:
         self.path = path
         self.lock_path = lock_path
         self._mtime: float | None = None
         self._cache: dict[str, Any] = empty_state()
+        self._outage = Outage()
 
     def read(self) -> dict[str, Any]:
         """The current state (cached while the file is unchanged)."""
@@ -73,6 +114,25 @@ class StateStore:
             atomic_write(self.path, json.dumps(state, indent=1, sort_keys=True).encode())
             self._cache, self._mtime = state, None
             return result
+
+    def seed(self, fallback: Mapping[str, Mapping[str, Any]]) -> None:
+        """Take run state found elsewhere (a spec-format JSON config's own fields) for the jobs
+        this file does not know yet."""
+        if fallback:
+            self.try_update(lambda state: [state["jobs"].setdefault(name, dict(fields)) for name, fields in fallback.items()])
+
+    def try_update(self, change: Callable[[dict[str, Any]], T]) -> T | None:
+        """`update` for the engine: a failure (disk full) is logged once per outage and runs go
+        on; returns None when the change could not be saved."""
+        try:
+            result = self.update(change)
+        except OSError as e:
+            if self._outage.failed():
+                log.error("can't write state file %s: %s (runs go on; state is not saved until this is fixed)", self.path, e.strerror)
+            return None
+        if self._outage.worked():
+            log.warning("state file writes work again")
+        return result
 
     def job(self, name: str) -> dict[str, Any]:
         return self.read()["jobs"].get(name, {})

@@ -1,7 +1,8 @@
-"""Notice changes to the config file at once, without polling: inotify on its directory.
+"""Notice changes to the config file: inotify on its directory, or polling where there is none.
 
-Falls back to comparing the file's mtime (the engine then checks every second) where inotify
-is not available.
+One interface (`start()`, `stop()`, `on_change(name)` called on the watcher's own thread), two
+implementations chosen by `get_watcher()`: `FileWatcher` wakes only when something changed;
+`PollWatcher` compares mtimes every second where inotify is not available.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import select
 import struct
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,23 @@ IN_CREATE = 0x100
 IN_DELETE = 0x200
 _MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE
 _HEADER = struct.Struct("iIII")
+
+
+class Watcher(Protocol):
+    def start(self) -> bool:
+        """Start watching; False when this kind of watcher can't work here."""
+
+    def stop(self) -> None: ...
+
+
+def get_watcher(directory: Path, names: set[str], on_change: Callable[[str], None]) -> Watcher:
+    """A started watcher: inotify where the kernel offers it, else a poller."""
+    watcher: Watcher = FileWatcher(directory, names, on_change)
+    if not watcher.start():
+        log.info("inotify unavailable: checking the config for changes every second")
+        watcher = PollWatcher(directory, names, on_change)
+        watcher.start()
+    return watcher
 
 
 def _libc():
@@ -101,3 +119,48 @@ class FileWatcher:
                 except OSError:
                     pass
         self._fd = None
+
+
+class PollWatcher:
+    """Calls `on_change(name)` when the mtime (or presence) of one of `names` changes; checks
+    every `interval` seconds on a thread of its own."""
+
+    def __init__(self, directory: Path, names: set[str], on_change: Callable[[str], None], interval: float = 1.0) -> None:
+        self.directory = directory
+        self.names = names
+        self.on_change = on_change
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _mtimes(self) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for name in self.names:
+            try:
+                out[name] = (self.directory / name).stat().st_mtime_ns
+            except OSError:
+                out[name] = None
+        return out
+
+    def start(self) -> bool:
+        seen = self._mtimes()
+
+        def run() -> None:
+            nonlocal seen
+            while not self._stop.wait(self.interval):
+                now = self._mtimes()
+                for name in sorted(n for n in now if now[n] != seen.get(n)):
+                    try:
+                        self.on_change(name)
+                    except Exception:
+                        log.exception("watch callback failed")
+                seen = now
+
+        self._thread = threading.Thread(target=run, name="config-poll", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)

@@ -184,7 +184,7 @@ def test_remote_engine_sees_runs_and_notices_the_daemon_going_away(tmp_path, dae
     remote.start()
     try:
         assert remote.daemon_pid == daemon.pid
-        assert remote.scheduler.next_run("steps") is not None
+        assert remote.status()[0].next_run is not None
         remote.run_now("steps")
         wait_for(lambda: any(isinstance(e, RunFinished) for e in seen), what="the run to finish")
         started = [e for e in seen if isinstance(e, RunStarted)]
@@ -192,7 +192,7 @@ def test_remote_engine_sees_runs_and_notices_the_daemon_going_away(tmp_path, dae
         assert len(started) == 1 and lines == ["step 0", "step 1", "step 2"]
         # a config change through the remote engine reaches the daemon
         remote.set_enabled("steps", False)
-        wait_for(lambda: remote.status()[0]["next_run"] is None, what="the daemon to reload")
+        wait_for(lambda: remote.status()[0].next_run is None, what="the daemon to reload")
         daemon.stop()
         wait_for(lambda: any(isinstance(e, DaemonLost) for e in seen), what="DaemonLost")
         assert not remote.running

@@ -246,15 +246,14 @@ def test_every_history_record_has_the_batch_result_fields(tmp_path, engines):
     engine.start()
     wait_for(lambda: clock.sleeping, what="the loop to sleep")  # the clock moves only while the loop sleeps
     clock.advance(60)                      # "held" starts
-    wait_for(lambda: "held" in engine.active_runs() and engine.active_runs()["held"].run is not None, what="held to start")
+    wait_for(lambda: engine.active_runs().get("held") is not None and engine.active_runs()["held"].start_time is not None, what="held to start")
     wait_for(lambda: clock.sleeping, what="the loop to sleep")
     clock.advance(60)                      # and is still running: skipped
     assert isinstance(events.get(timeout=20), RunSkipped)
     release.touch()
     assert events.get(timeout=20).record["status"] == "success"
     engine.run_now("long")
-    wait_for(lambda: "long" in engine.active_runs() and engine.active_runs()["long"].run is not None
-             and engine.active_runs()["long"].run.pid, what="long to start")
+    wait_for(lambda: engine.active_runs().get("long") is not None and engine.active_runs()["long"].pid, what="long to start")
     engine.stop(grace=0)                   # still running at shutdown: interrupted
     records = history_records(tmp_path / "logs" / "batch")
     assert sorted(r["status"] for r in records) == sorted(["success", "error", "timeout", "error", "skipped", "success", "interrupted"])

@@ -351,7 +351,7 @@ def test_engine_execute_records_exit_codes_and_statuses(tmp_path, engines):
     assert [r["job_name"] for r in history_records(tmp_path / "logs" / "batch")] == ["ok", "three", "slow", "missing"]
     assert Path(got["ok"]["output_file"]).read_text() == "fine\n"
     state = engine.status()
-    assert {s["name"]: s["last_status"] for s in state} == {"ok": "success", "three": "error", "slow": "timeout", "missing": "error"}
+    assert {s.name: s.last_status for s in state} == {"ok": "success", "three": "error", "slow": "timeout", "missing": "error"}
 
 
 def test_engine_kill_ends_a_running_job(tmp_path, engines):
@@ -359,7 +359,7 @@ def test_engine_kill_ends_a_running_job(tmp_path, engines):
     engine = engines(cfg, base_dir=tmp_path)
     engine.start()
     active = engine.run_now("long")
-    wait_for(lambda: active.run is not None and active.run.pid, what="the run to start")
+    wait_for(lambda: getattr(engine.active_runs().get("long"), "pid", None), what="the run to start")
     assert engine.kill("long") is True
     wait_for(lambda: "long" not in engine.active_runs(), what="the run to end")
     record = history_records(tmp_path / "logs" / "batch")[-1]

@@ -16,7 +16,8 @@ import pytest
 
 from helpers import fast_settings, history_records, job_toml, wait_file_cmd, wait_for, write_config
 from insect_console.clock import ManualClock
-from insect_console.engine import MAX_SLEEP, next_run_preview
+from insect_console.engine import MAX_SLEEP
+from insect_console.scheduling import next_run_preview
 from insect_console.events import RunFinished, RunSkipped, RunStarted
 from insect_console.jobs import make_job
 from insect_console.scheduling import JobScheduler
@@ -286,7 +287,7 @@ def _slow_every_minute(tmp_path, engines):
 def test_engine_skips_a_due_run_while_the_job_still_runs(tmp_path, engines):
     clock, engine, events, release = _slow_every_minute(tmp_path, engines)
     clock.advance(60)
-    wait_for(lambda: engine.status()[0]["running"], what="slow to be running")
+    wait_for(lambda: engine.status()[0].running, what="slow to be running")
     clock.advance(60)
     skipped = events.get(timeout=20)
     assert isinstance(skipped, RunSkipped) and skipped.job_name == "slow"
@@ -345,7 +346,7 @@ def _prepared(engine, clock):
     """From 01:59:59, move to 10 ms before 02:00 (within the lead); the run prepared for it."""
     _asleep(engine, clock)
     clock.advance(0.99)
-    armed = wait_for(lambda: engine.active_runs().get("nightly"), what="the run to be prepared")
+    armed = wait_for(lambda: engine._active.get("nightly"), what="the run to be prepared")  # the engine's own slot: its JobRun
     wait_for(lambda: armed.run is not None and clock.sleeping >= 2, what="the run to wait for its instant")
     return armed
 
@@ -380,7 +381,7 @@ def test_a_run_that_ends_within_the_lead_is_not_skipped(tmp_path, engines):
     clock, engine, events, release = _slow_every_minute(tmp_path, engines)
     _asleep(engine, clock)
     clock.advance(60)                                      # 10:01:00: slow starts
-    wait_for(lambda: engine.status()[0]["running"], what="slow to be running")
+    wait_for(lambda: engine.status()[0].running, what="slow to be running")
     _asleep(engine, clock)
     _advance(clock, 59.99)                                 # 10 ms before the next run, still running
     assert events.empty()                                  # not skipped ahead of time
@@ -401,12 +402,12 @@ def test_list_preview_agrees_with_the_grid_a_scheduler_would_use(tmp_path, engin
     state = {"version": 1, "running": {}, "jobs": {"hourly": {"last_run": last.astimezone().isoformat(), "last_status": "success", "error_count": 0}}}
     cfg.with_name("batch_config.state.json").write_text(json.dumps(state))
     clock = ManualClock(D(2024, 1, 1, 9, 30, 0))
-    preview = engines(cfg, base_dir=tmp_path, clock=clock).status()[0]["next_run"]
+    preview = engines(cfg, base_dir=tmp_path, clock=clock).status()[0].next_run
     started = engines(cfg, base_dir=tmp_path, clock=clock)
     started.start()
-    actual = started.status()[0]["next_run"]
+    actual = started.status()[0].next_run
     started.stop(grace=0)
-    assert actual == "2024-01-01T10:00:00"  # on the grid of the last run
+    assert actual == D(2024, 1, 1, 10, 0, 0)  # on the grid of the last run
     assert preview == actual
 
 

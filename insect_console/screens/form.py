@@ -19,12 +19,11 @@ from textual.message import Message
 from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
 
 from insect_console import jobs as jobmod
-from insect_console.engine import next_run_preview
 from insect_console.errors import UserError, ValidationError
 from insect_console.jobs import Job
 from insect_console.screens.base import ConsoleScreen
 from insect_console.widgets.bars import StatusLine, TopBar
-from insect_console.widgets.formatting import tone
+from insect_console.widgets.cells import tone
 
 FIELDS = ("name", "command", "shell", "schedule_type", "schedule_time", "timeout", "enabled")
 ERROR_LABELS = {"schedule_time": "time", "schedule_type": "schedule"}
@@ -51,6 +50,15 @@ class SaveFailed(Message):
         self.reason = reason
 
 
+class Previewed(Message):
+    """The next due times of the schedule as typed (computed by the engine on a worker)."""
+
+    def __init__(self, schedule: tuple[str, str], runs: list) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self.runs = runs
+
+
 class FormBody(VerticalScroll, can_focus=False):
     """The fields; scrolls when the terminal is short, but is not a tab stop itself."""
 
@@ -67,6 +75,7 @@ class JobFormScreen(ConsoleScreen):
         super().__init__()
         self.job = job
         self.touched: set[str] = set()
+        self._words = ""
         self._initial: dict[str, Any] = {}
         self.saving = False
 
@@ -77,7 +86,7 @@ class JobFormScreen(ConsoleScreen):
         kind = job.schedule_type if job else "interval"
         yield TopBar(f"Edit {job.name}" if job else "Add a job")
         with FormBody(id="form"):
-            if job is not None and job.name in self.app.engine.active_runs():
+            if job is not None and job.name in self.engine.active_runs():
                 yield Static("This job is running now; changes apply from its next run.", id="form-running")
             with Horizontal(classes="field"):
                 yield Label("Name", classes="field-label")
@@ -100,7 +109,7 @@ class JobFormScreen(ConsoleScreen):
             yield Static("", id="err-schedule_time", classes="field-hint")
             with Horizontal(classes="field"):
                 yield Label("Timeout", classes="field-label")
-                yield Input(str(job.timeout) if job and job.timeout else "", placeholder=f"seconds (empty: {self.app.engine.settings.default_timeout})", id="timeout", compact=True)
+                yield Input(str(job.timeout) if job and job.timeout else "", placeholder=f"seconds (empty: {self.engine.settings.default_timeout})", id="timeout", compact=True)
             yield Static("", id="err-timeout", classes="field-error")
             with Horizontal(classes="field"):
                 yield Label("Enabled", classes="field-label")
@@ -170,7 +179,7 @@ class JobFormScreen(ConsoleScreen):
             if field == "name":
                 jobmod.validate_name(data["name"])
                 original = self.job.name if self.job else None
-                if data["name"] != original and data["name"] in self.app.engine.config.names():
+                if data["name"] != original and data["name"] in self.engine.config.names():
                     raise ValidationError("name", f"{data['name']!r} is taken by another job")
             elif field == "command":
                 jobmod.validate_command(data["command"], data["shell"])
@@ -198,16 +207,36 @@ class JobFormScreen(ConsoleScreen):
                 hint.update(Text(TIME_FORMS.get(str(data["schedule_type"]), ""), style="dim"))
             return False
         self.set_error("schedule_time", None)
-        text = Text.assemble(("→ ", "dim"), (words, "bold"))
+        self._words = words
         unchanged = self.job is not None and (self.job.schedule_type, self.job.schedule_time) == (kind, when)
-        if unchanged and self.job is not None and self.app.engine.scheduler.next_run(self.job.name) is not None:
-            text.append(f" · next {self.app.engine.scheduler.next_run(self.job.name):%a %H:%M:%S} (unchanged)", style="dim")
+        status = self.job_status(self.job.name) if unchanged and self.job is not None else None
+        if status is not None and status.next_run is not None:
+            self._show_preview((kind, when), [status.next_run], unchanged=True)
         else:
-            nxt = next_run_preview(Job("preview", "true", kind, when), self.app.clock)
-            if nxt is not None:
-                text.append(f" · next {nxt:%a %H:%M:%S}" if kind != "interval" else f" · first run about {nxt:%H:%M:%S}", style="dim")
-        hint.update(text)
+            self._show_preview((kind, when), [])
+            self._preview((kind, when))
         return True
+
+    @work(thread=True, group="preview", exclusive=True, exit_on_error=False)
+    def _preview(self, schedule: tuple[str, str]) -> None:
+        self.post_message(Previewed(schedule, self.engine.preview(Job("preview", "true", *schedule), 1)))
+
+    def on_previewed(self, message: Previewed) -> None:
+        self._show_preview(message.schedule, message.runs)
+
+    def _show_preview(self, schedule: tuple[str, str], runs: list, unchanged: bool = False) -> None:
+        data = self.values()
+        try:
+            if jobmod.normalize_schedule(data["schedule_type"], data["schedule_time"]) != schedule:
+                return  # typed on since: a newer preview is on its way
+        except ValidationError:
+            return
+        text = Text.assemble(("→ ", "dim"), (self._words, "bold"))
+        if runs and unchanged:
+            text.append(f" · next {runs[0]:%a %H:%M:%S} (unchanged)", style="dim")
+        elif runs:
+            text.append(f" · next {runs[0]:%a %H:%M:%S}" if schedule[0] != "interval" else f" · first run about {runs[0]:%H:%M:%S}", style="dim")
+        self.query_one("#err-schedule_time", Static).update(text)
 
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
@@ -283,7 +312,7 @@ class JobFormScreen(ConsoleScreen):
 
     @work(thread=True, group="save", exit_on_error=False)
     def _save(self, job: Job) -> None:
-        engine = self.app.engine
+        engine = self.engine
         try:
             if self.job is None:
                 engine.add_job(job)
@@ -298,7 +327,8 @@ class JobFormScreen(ConsoleScreen):
 
     def on_saved(self, message: Saved) -> None:
         verb = "added" if self.job is None else "saved"
-        nxt = self.app.engine.scheduler.next_run(message.name)
+        status = self.job_status(message.name)
+        nxt = status.next_run if status is not None else None
         self.app.notify(f"{message.name} {verb}" + (f"; next run {nxt:%a %H:%M:%S}" if nxt else "") + ".")
         self.dismiss(message.name)
 

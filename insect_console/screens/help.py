@@ -1,4 +1,8 @@
-"""`?`: every key of every screen, built from the screens' own BINDINGS so it never goes stale."""
+"""`?`: every key of every screen, built from the screens' own BINDINGS so it never goes stale.
+
+The App hands it the screens to describe (`HelpScreen([("Jobs", JobsScreen), ...])`), so this
+module imports no other screen and not the app.
+"""
 
 from __future__ import annotations
 
@@ -19,22 +23,10 @@ EXTRA_KEYS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def sections() -> list[tuple[str, list[tuple[str, str]]]]:
-    from insect_console.app import InsectConsole
-    from insect_console.screens.form import JobFormScreen
-    from insect_console.screens.history import HistoryScreen, RunDetailScreen
-    from insect_console.screens.jobs import JobsScreen
-    from insect_console.screens.output import OutputScreen
-
+def sections(described: list[tuple[str, type]]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Per screen, its keys and what they do: from its BINDINGS, plus the keys widgets add."""
     out = []
-    for title, cls in (
-        ("Jobs", JobsScreen),
-        ("Live output", OutputScreen),
-        ("History", HistoryScreen),
-        ("One run", RunDetailScreen),
-        ("Add / edit form", JobFormScreen),
-        ("Everywhere", InsectConsole),
-    ):
+    for title, cls in described:
         keys: list[tuple[str, str]] = []
         seen: set[str] = set()
         for binding in Binding.make_bindings(cls.BINDINGS):
@@ -56,11 +48,15 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "close", "Close"),
     ]
 
+    def __init__(self, described: list[tuple[str, type]]) -> None:
+        super().__init__()
+        self.described = described
+
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
-        for title, keys in sections():
+        for title, keys in sections(self.described):
             table.add_row(Text(title, style="bold underline"), "")
             for key, what in keys:
                 table.add_row(key, what)

@@ -1,17 +1,15 @@
 """Run history, newest first across the daily files, with filters and per-job trends.
 
-The engine's `HistoryReader` reads the files backwards lazily; this screen pulls pages of
-`PAGE` records from it on a worker as the cursor nears the end, keeps only a slim summary of
-each shown record (no output), and stops at `MAX_ROWS`. The trend strips come from one bounded
-scan of the newest `TREND_SCAN` records. Opening a run re-reads its full record from its day's
-file and the tail of its output file.
+The engine reads the files backwards lazily (`engine.history(query)`, a cursor); this screen
+pulls pages of `PAGE` slim records (no output) from it on a worker as the cursor nears the
+end, and stops at `MAX_ROWS`. The trend strips come from one bounded scan of the newest
+records. Opening a run asks the engine for its full record and the tail of its output file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from itertools import islice
-from typing import Any, Iterator
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -22,37 +20,19 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from insect_console.events import RunFinished
-from insect_console.history import STATUSES, HistoryQuery, HistoryReader
+from insect_console.history import STATUSES, HistoryCursor, HistoryQuery
+from insect_console.runoutput import MAX_LINES
 from insect_console.screens.base import ConsoleScreen
+from insect_console.textfmt import clip, display_path, one_line, parse_local, run_duration, sparkline
 from insect_console.widgets.bars import StatusLine, TopBar
-from insect_console.widgets.formatting import (
-    clip,
-    display_path,
-    one_line,
-    parse_time,
-    result_strip,
-    run_duration,
-    sparkline,
-    status_text,
-    tone,
-)
-from insect_console.widgets.output_view import MAX_LINES, FollowLog, tail_lines
+from insect_console.widgets.cells import result_strip, status_text, tone
+from insect_console.widgets.output_view import FollowLog
 from insect_console.widgets.tables import RowTable
 
 PAGE = 200
 MAX_ROWS = 5000
-TREND_SCAN = 5000
 TREND_WIDTH = 24
 TREND_ROWS = 5
-SLIM_KEYS = ("job_name", "start_time", "end_time", "status", "error", "exit_code", "duration_s", "trigger", "output_file", "run_id")
-
-
-def slim(record: dict[str, Any]) -> dict[str, Any]:
-    """A record without its output tail (which can be 64 KB)."""
-    out = {k: record.get(k) for k in SLIM_KEYS}
-    if isinstance(out["error"], str) and len(out["error"]) > 200:
-        out["error"] = out["error"][:200]
-    return out
 
 
 class HistoryPage(Message):
@@ -84,8 +64,7 @@ class HistoryScreen(ConsoleScreen):
         self._active_query: HistoryQuery | None = None
         self._trends: Trends | None = None
         self._records: list[dict[str, Any]] = []
-        self._iter: Iterator[dict[str, Any]] | None = None
-        self._reader: HistoryReader | None = None
+        self._cursor: HistoryCursor | None = None
         self._loading = False
         self._done = False
         self._skipped = 0
@@ -153,8 +132,9 @@ class HistoryScreen(ConsoleScreen):
         self._active_query = q
         self._generation += 1
         self._records = []
-        self._reader = HistoryReader(self.engine.log_dir)
-        self._iter = self._reader.records(q)
+        if self._cursor is not None:
+            self._cursor.close()  # a newer query stops the older scan
+        self._cursor = self.engine.history(q)
         self._done = False
         self._loading = False
         self._new_runs = 0
@@ -162,20 +142,19 @@ class HistoryScreen(ConsoleScreen):
         self.load_more()
 
     def load_more(self) -> None:
-        if self._loading or self._done or self._iter is None:
+        if self._loading or self._done or self._cursor is None:
             return
         if len(self._records) >= MAX_ROWS:
             return
         self._loading = True
         self._info("loading…")
-        self._fetch(self._generation, self._iter, self._reader, PAGE if self._records else 100)
+        self._fetch(self._generation, self._cursor, PAGE if self._records else 100)
 
     @work(thread=True, group="history-page", exit_on_error=False)
-    def _fetch(self, generation: int, records: Iterator[dict[str, Any]], reader: HistoryReader, count: int) -> None:
-        reader.cancelled = lambda: generation != self._generation  # a newer query stops this scan
-        page = [slim(r) for r in islice(records, count)]
+    def _fetch(self, generation: int, cursor: HistoryCursor, count: int) -> None:
+        page = cursor.next_page(count)
         if generation == self._generation:
-            self.post_message(HistoryPage(generation, page, len(page) < count, reader.skipped))
+            self.post_message(HistoryPage(generation, page.records, page.done, page.skipped))
 
     def on_history_page(self, message: HistoryPage) -> None:
         if message.generation != self._generation:
@@ -196,7 +175,7 @@ class HistoryScreen(ConsoleScreen):
             self.load_more()
 
     def _cells(self, r: dict[str, Any]) -> list[Any]:
-        start = parse_time(r.get("start_time"))
+        start = parse_local(r.get("start_time"))
         details = r.get("error") or (f"exit {r['exit_code']}" if r.get("exit_code") not in (None, 0) else "")
         if r.get("trigger") and r.get("trigger") != "schedule":
             details = f"[{r['trigger']}] {details}".strip()
@@ -236,22 +215,13 @@ class HistoryScreen(ConsoleScreen):
         event.stop()
         index = int(event.row_key.value)
         if 0 <= index < len(self._records):
-            self.app.push_screen(RunDetailScreen(self._records[index]))
+            self.command("run-detail", self._records[index].get("job_name"), self._records[index])
 
     # -- trends ------------------------------------------------------------------
 
     @work(thread=True, group="history-trends", exclusive=True, exit_on_error=False)
     def load_trends(self) -> None:
-        reader = HistoryReader(self.engine.log_dir)
-        names = self.engine.config.names()
-        per_job: dict[str, list[tuple[str, float | None]]] = {n: [] for n in names}
-        for record in islice(reader.records(HistoryQuery(limit=TREND_SCAN)), TREND_SCAN):
-            results = per_job.get(record.get("job_name"))
-            if results is not None and len(results) < TREND_WIDTH:
-                results.append((record.get("status"), record.get("duration_s")))
-            if all(len(v) >= TREND_WIDTH for v in per_job.values()):
-                break
-        self.post_message(Trends(per_job))
+        self.post_message(Trends(self.engine.recent_results(self.engine.config.names(), TREND_WIDTH)))
 
     def on_trends(self, message: Trends) -> None:
         self._trends = message
@@ -310,6 +280,10 @@ class HistoryScreen(ConsoleScreen):
             if not self._loading:
                 self._show_info()
 
+    def on_unmount(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+
     def action_back(self) -> None:
         if self.focused is not None and self.focused.id in ("f-job", "f-status", "f-day"):
             self.table.focus()
@@ -358,10 +332,10 @@ class RunDetailScreen(ConsoleScreen):
 
     @work(thread=True, group="run-detail", exit_on_error=False)
     def _load(self, record: dict[str, Any]) -> None:
-        full = find_record(self.engine.log_dir, record)
+        full = self.engine.run_record(record)
         path = record.get("output_file")
         if path:
-            lines, more = tail_lines(path, MAX_LINES)
+            lines, more, _size = self.engine.output_tail(path, MAX_LINES)
             if lines or more:
                 self.post_message(RunLoaded(full, lines, more, display_path(path)))
                 return
@@ -381,7 +355,7 @@ class RunDetailScreen(ConsoleScreen):
 
     @staticmethod
     def _describe(r: dict[str, Any]) -> Text:
-        start, end = parse_time(r.get("start_time")), parse_time(r.get("end_time"))
+        start, end = parse_local(r.get("start_time")), parse_local(r.get("end_time"))
         text = Text()
         text.append(f" {r.get('job_name')}  ", style="bold")
         text.append_text(status_text(r.get("status")))
@@ -401,17 +375,5 @@ class RunDetailScreen(ConsoleScreen):
         self.dismiss()
 
     def action_output(self) -> None:
-        self.open_output(self.record.get("job_name"))
+        self.command("output", self.record.get("job_name"))
 
-
-def find_record(log_dir, slim_record: dict[str, Any]) -> dict[str, Any] | None:
-    """The full record of a run (with its output tail), found again in its day's file."""
-    start = parse_time(slim_record.get("start_time"))
-    if start is None:
-        return None
-    day = dt.datetime.fromisoformat(slim_record["start_time"]).date()
-    q = HistoryQuery(job=slim_record.get("job_name"), since=day, until=day, limit=None)
-    for record in HistoryReader(log_dir).records(q):
-        if record.get("run_id") == slim_record.get("run_id") and record.get("start_time") == slim_record.get("start_time") and record.get("status") == slim_record.get("status"):
-            return record
-    return None

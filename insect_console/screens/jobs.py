@@ -7,6 +7,7 @@ jobs changes (add, delete, rename, filter).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -17,20 +18,12 @@ from textual.containers import Horizontal, Vertical
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from insect_console.errors import ValidationError
-from insect_console.events import ConfigReloaded, RunFinished, RunSkipped, RunStarted
-from insect_console.jobs import parse_schedule
+from insect_console.events import ConfigReloaded, RunFinished, RunSkipped, RunStarted, StatusChanged
 from insect_console.screens.base import ConsoleScreen
+from insect_console.surface import JobStatus
+from insect_console.textfmt import clip, last_run_text, short_duration
 from insect_console.widgets.bars import StatusLine, TopBar
-from insect_console.widgets.formatting import (
-    clip,
-    last_run_cell,
-    next_run_cell,
-    parse_time,
-    short_duration,
-    status_text,
-    tone,
-)
+from insect_console.widgets.cells import next_run_cell, status_text, tone
 from insect_console.widgets.tables import RowTable
 
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -65,7 +58,6 @@ class JobsScreen(ConsoleScreen):
         self.filter_text = ""
         self._keys: list[str] = []
         self._cache: dict[tuple[str, str], Any] = {}
-        self._schedules: dict[tuple[str, str], str] = {}
 
     def compose(self) -> ComposeResult:
         yield TopBar("Jobs")
@@ -100,7 +92,7 @@ class JobsScreen(ConsoleScreen):
         self.refresh_jobs()
 
     def engine_event(self, event: Any) -> None:
-        if isinstance(event, (RunStarted, RunFinished, RunSkipped, ConfigReloaded)):
+        if isinstance(event, (RunStarted, RunFinished, RunSkipped, ConfigReloaded, StatusChanged)):
             self.refresh_jobs()
 
     # -- the table ------------------------------------------------------------------
@@ -117,9 +109,9 @@ class JobsScreen(ConsoleScreen):
         now = self.app.clock.now()
         threshold = self.engine.settings.failure_threshold
         wanted = self.filter_text.lower()
-        rows = [s for s in status if wanted in s["name"].lower()]
-        keys = [s["name"] for s in rows]
-        cells = {s["name"]: self._cells(s, now, threshold) for s in rows}
+        rows = [s for s in status if wanted in s.name.lower()]
+        keys = [s.name for s in rows]
+        cells = {s.name: self._cells(s, now, threshold) for s in rows}
         table = self.table
         if keys != self._keys:
             self._rebuild(keys, cells)
@@ -149,68 +141,56 @@ class JobsScreen(ConsoleScreen):
             row = keys.index(selected) if selected in keys else min(old_row, len(keys) - 1)
             table.move_cursor(row=row, animate=False)
 
-    def _schedule_words(self, kind: str, when: str) -> str:
-        key = (kind, when)
-        if key not in self._schedules:
-            try:
-                self._schedules[key] = parse_schedule(kind, when).describe()
-            except ValidationError:
-                self._schedules[key] = f"{kind} {when}"
-        return self._schedules[key]
-
-    def _cells(self, s: dict[str, Any], now, threshold: int) -> dict[str, Any]:
-        enabled = s["enabled"]
-        dim = "" if enabled else "dim"
-        if s["running"]:
-            since = parse_time(s.get("running_since"))
-            elapsed = time.time() - since.timestamp() if since else None
+    def _cells(self, s: JobStatus, now, threshold: int) -> dict[str, Any]:
+        dim = "" if s.enabled else "dim"
+        if s.running:
+            elapsed = (dt.datetime.now() - s.running_since).total_seconds() if s.running_since else None  # real time: a real run
             status: Text = Text(f"▶ {short_duration(elapsed)}".rstrip(), style=tone("bold cyan"))
         else:
-            status = status_text(s.get("last_status"))
-        fails = s.get("error_count") or 0
+            status = status_text(s.last_status)
+        fails = s.error_count
         return {
-            "name": Text(clip(s["name"], 14), style="bold" if s["running"] else dim),
-            "on": Text("●" if enabled else "○", style=tone("green") if enabled else "dim"),
-            "schedule": Text(self._schedule_words(s["schedule_type"], s["schedule_time"]), style=dim),
-            "next": next_run_cell(parse_time(s.get("next_run")), now, enabled),
-            "last": last_run_cell(parse_time(s.get("last_run")), now),
+            "name": Text(clip(s.name, 14), style="bold" if s.running else dim),
+            "on": Text("●" if s.enabled else "○", style=tone("green") if s.enabled else "dim"),
+            "schedule": Text(s.schedule, style=dim),
+            "next": next_run_cell(s.next_run, now, s.enabled),
+            "last": last_run_text(s.last_run, now),
             "status": status,
             "fails": Text(str(fails), style=tone("bold red" if fails >= threshold else ("yellow" if fails else "dim")), justify="right"),
         }
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.open_output(event.row_key.value)
+        self.command("output", event.row_key.value)
 
     # -- actions ------------------------------------------------------------------
 
     def action_run_now(self) -> None:
-        self.run_job(self.selected())
+        self.command("run", self.selected())
 
     def action_output(self) -> None:
-        self.open_output(self.selected())
+        self.command("output", self.selected())
 
     def action_add(self) -> None:
-        self.open_form(None)
+        self.command("add")
 
     def action_edit(self) -> None:
-        self.open_form(self.selected())
+        self.command("edit", self.selected())
 
     def action_toggle(self) -> None:
-        self.toggle_job(self.selected())
+        self.command("toggle", self.selected())
 
     def action_delete(self) -> None:
-        self.delete_job(self.selected())
+        self.command("delete", self.selected())
 
     def action_kill(self) -> None:
-        self.kill_job(self.selected())
+        self.command("kill", self.selected())
 
     def action_history(self) -> None:
-        self.open_history(None)
+        self.command("history")
 
-    def form_saved(self, name: str | None) -> None:
-        if name is None:
-            return
+    def show_job(self, name: str) -> None:
+        """Put the cursor on `name` (a job just saved by the form)."""
         self.refresh_jobs()
         if name in self._keys:
             self.table.move_cursor(row=self._keys.index(name), animate=False)

@@ -1,12 +1,13 @@
 """Live output of one job: its running run as it is produced, or the last run's output file.
 
-Lines come from the bridge's bounded `OutputHub` (runs of this console) and are drained at most
+Lines come from the app's bounded `OutputHub` (runs of the engine) and are drained at most
 `DRAIN_INTERVAL` apart, however fast the job prints. A run of another process (e.g. a `run-job`
-from a shell) is followed by reading its output file as it grows.
+from a shell) is followed by asking the engine for what its output file gained, on a worker.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -18,18 +19,12 @@ from textual.message import Message
 from textual.widgets import Footer, Static
 
 from insect_console.events import RunFinished, RunStarted
+from insect_console.runoutput import MAX_LINES, OutputChunk
 from insect_console.screens.base import ConsoleScreen
+from insect_console.textfmt import display_path, parse_local, run_duration, short_duration
 from insect_console.widgets.bars import StatusLine, TopBar
-from insect_console.widgets.bridge import OutputChunk
-from insect_console.widgets.formatting import (
-    display_path,
-    parse_time,
-    run_duration,
-    short_duration,
-    status_text,
-    tone,
-)
-from insect_console.widgets.output_view import MAX_LINES, FileFollower, FollowLog, tail_lines
+from insect_console.widgets.cells import status_text, tone
+from insect_console.widgets.output_view import FollowLog
 
 DRAIN_INTERVAL = 0.1
 """Seconds between two drains of new output into the log (at most ten repaints a second)."""
@@ -42,6 +37,14 @@ class FileTail(Message):
         self.path = path
         self.lines = lines
         self.more = more
+        self.offset = offset
+
+
+class FileGrew(Message):
+    def __init__(self, path: str, lines: list[str], offset: int) -> None:
+        super().__init__()
+        self.path = path
+        self.lines = lines
         self.offset = offset
 
 
@@ -65,7 +68,8 @@ class OutputScreen(ConsoleScreen):
         self._finished_shown: str | None = None
         self._drain_scheduled = False
         self._last_drain = 0.0
-        self._follower: FileFollower | None = None
+        self._follow: tuple[str, int] | None = None  # (path, offset) of another process's run
+        self._polling = False
         self._file: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -92,38 +96,24 @@ class OutputScreen(ConsoleScreen):
 
     # -- where the lines come from ---------------------------------------------------
 
-    def _running_entry(self) -> dict[str, Any] | None:
-        for entry in self.engine.state.read()["running"].values():
-            if entry.get("job_name") == self.job_name:
-                return entry
-        return None
-
     def _open(self) -> None:
-        chunk = self.app.bridge.output.read(self.job_name)
+        chunk = self.app.output.read(self.job_name)
         if chunk.run_id is not None:
             self._show(chunk)
             return
-        entry = self._running_entry()
-        if entry is not None and entry.get("output_file"):
+        s = self.job_status(self.job_name)
+        if s is not None and s.running and s.running_output_file:
             # a run of another process: show its file and follow it as it grows
-            self._load_file(entry["output_file"], follow=True)
-            return
-        last = self.engine.state.job(self.job_name).get("last_output_file")
-        if last:
-            self._load_file(last, follow=False)
+            self._load_file(s.running_output_file, follow=True)
+        elif s is not None and s.last_output_file:
+            self._load_file(s.last_output_file, follow=False)
         else:
             self.log_view.write_line("(no output yet: this job has not run, or its last run printed nothing)")
 
     @work(thread=True, group="output-file", exit_on_error=False)
     def _load_file(self, path: str, follow: bool) -> None:
-        import os
-
-        lines, more = tail_lines(path, MAX_LINES)
-        try:
-            offset = os.path.getsize(path)
-        except OSError:
-            offset = 0
-        self.post_message(FileTail(path, lines, more, offset if follow else -1))
+        lines, more, size = self.engine.output_tail(path, MAX_LINES)
+        self.post_message(FileTail(path, lines, more, size if follow else -1))
 
     def on_file_tail(self, message: FileTail) -> None:
         self._file = message.path
@@ -134,13 +124,28 @@ class OutputScreen(ConsoleScreen):
             log.write_line("(the last run printed nothing)")
         log.add_lines(message.lines)
         if message.offset >= 0:
-            self._follower = FileFollower(message.path, message.offset)
+            self._follow = (message.path, message.offset)
             self.set_interval(FILE_POLL, self._poll_file)
         self._update_info()
 
     def _poll_file(self) -> None:
-        if self._follower is not None:
-            self.log_view.add_lines(self._follower.read_new())
+        if self._follow is not None and not self._polling:
+            self._polling = True
+            self._read_more(*self._follow)
+
+    @work(thread=True, group="output-follow", exit_on_error=False)
+    def _read_more(self, path: str, offset: int) -> None:
+        lines, grown = [], offset
+        try:
+            lines, grown = self.engine.output_since(path, offset)
+        finally:  # also after a failure: the next poll asks again
+            self.post_message(FileGrew(path, lines, grown))
+
+    def on_file_grew(self, message: FileGrew) -> None:
+        self._polling = False
+        if self._follow is not None and self._follow[0] == message.path:
+            self._follow = (message.path, message.offset)
+            self.log_view.add_lines(message.lines)
 
     def _output_available(self, job_name: str) -> None:
         if job_name == self.job_name:
@@ -150,7 +155,7 @@ class OutputScreen(ConsoleScreen):
         if getattr(event, "job_name", None) != self.job_name:
             return
         if isinstance(event, (RunStarted, RunFinished)):
-            self._follower = None
+            self._follow = None
             self._request_drain()
             self._update_info()
 
@@ -164,7 +169,7 @@ class OutputScreen(ConsoleScreen):
     def _drain(self) -> None:
         self._drain_scheduled = False
         self._last_drain = time.monotonic()
-        self._show(self.app.bridge.output.read(self.job_name, self._run_id, self._seq))
+        self._show(self.app.output.read(self.job_name, self._run_id, self._seq))
 
     def _show(self, chunk: OutputChunk) -> None:
         if chunk.run_id is None:
@@ -173,7 +178,7 @@ class OutputScreen(ConsoleScreen):
         if chunk.run_id != self._run_id:
             started = chunk.started
             if self._run_id is not None or log.line_count:
-                when = parse_time(started.start_time) if started else None
+                when = parse_local(started.start_time) if started else None
                 log.add_lines([f"── new run {when:%H:%M:%S} ({started.trigger}) ──" if when and started else "── new run ──"])
             self._run_id = chunk.run_id
             self._finished_shown = None
@@ -192,26 +197,23 @@ class OutputScreen(ConsoleScreen):
 
     def _update_info(self) -> None:
         info = Text()
-        state = self.engine.status()
-        s = next((x for x in state if x["name"] == self.job_name), None)
+        s = self.job_status(self.job_name)
         if s is None:
             info.append(f"{self.job_name}: no such job any more", style=tone("bold red"))
-        elif s["running"]:
-            since = parse_time(s.get("running_since"))
-            elapsed = time.time() - since.timestamp() if since else None
+        elif s.running:
+            since = s.running_since
+            elapsed = (dt.datetime.now() - since).total_seconds() if since else None
             info.append(f"▶ running {short_duration(elapsed)}", style=tone("bold cyan"))
             info.append(f" · since {since:%H:%M:%S}" if since else "")
-            info.append(f" · pid {s.get('running_pid')}" if s.get("running_pid") else "")
+            info.append(f" · pid {s.running_pid}" if s.running_pid else "")
             if self.job_name not in self.engine.active_runs():
                 info.append(" · in another process")
         else:
-            last = parse_time(s.get("last_run"))
             info.append("last run ")
-            info.append(f"{last:%Y-%m-%d %H:%M:%S} · " if last else "— · ")
-            info.append_text(status_text(s.get("last_status")))
-            duration = self.engine.state.job(self.job_name).get("last_duration_s")
-            if duration is not None:
-                info.append(f" · took {run_duration(duration)}")
+            info.append(f"{s.last_run:%Y-%m-%d %H:%M:%S} · " if s.last_run else "— · ")
+            info.append_text(status_text(s.last_status))
+            if s.last_duration_s is not None:
+                info.append(f" · took {run_duration(s.last_duration_s)}")
         info.append("\n")
         info.append(f"file {display_path(self._file)}" if self._file else "file —", style="dim")
         self.query_one("#output-info", Static).update(info)
@@ -233,13 +235,13 @@ class OutputScreen(ConsoleScreen):
         self.log_view.follow()
 
     def action_run_now(self) -> None:
-        self.run_job(self.job_name)
+        self.command("run", self.job_name)
 
     def action_kill(self) -> None:
-        self.kill_job(self.job_name)
+        self.command("kill", self.job_name)
 
     def action_edit(self) -> None:
-        self.open_form(self.job_name)
+        self.command("edit", self.job_name)
 
     def action_history(self) -> None:
-        self.open_history(self.job_name)
+        self.command("history", self.job_name)

@@ -1,34 +1,30 @@
-"""Command palette commands for each job: "Run chatty now", "Edit quick", ... (ctrl+p)."""
+"""Command palette commands for each job: "Run chatty now", "Edit quick", ... (ctrl+p).
+
+Each posts the same `Command` the keys post, so the palette runs exactly what a key runs.
+"""
 
 from __future__ import annotations
 
-from functools import partial
-
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from insect_console.screens.base import ConsoleScreen
+from insect_console.screens.base import Command
 
 JOB_COMMANDS = (
-    ("Run {} now", "run_job", "Start a run now (r)"),
-    ("Live output of {}", "open_output", "Watch its output (l)"),
-    ("Edit {}", "open_form", "Change the job (e)"),
-    ("Enable or disable {}", "toggle_job", "Flip enabled (space)"),
-    ("History of {}", "open_history", "Past runs of this job (h)"),
-    ("Kill the running {}", "kill_job", "End its process tree (k)"),
-    ("Delete {}", "delete_job", "Remove the job from the config (d)"),
+    ("Run {} now", "run", "Start a run now (r)"),
+    ("Live output of {}", "output", "Watch its output (l)"),
+    ("Edit {}", "edit", "Change the job (e)"),
+    ("Enable or disable {}", "toggle", "Flip enabled (space)"),
+    ("History of {}", "history", "Past runs of this job (h)"),
+    ("Kill the running {}", "kill", "End its process tree (k)"),
+    ("Delete {}", "delete", "Remove the job from the config (d)"),
 )
 
 
 class JobCommands(Provider):
     def _commands(self):
-        screen = self.screen
-        if not isinstance(screen, ConsoleScreen):
-            screen = next((s for s in reversed(self.app.screen_stack) if isinstance(s, ConsoleScreen)), None)
-        if screen is None:
-            return
         for name in self.app.engine.config.names():
-            for title, method, help_text in JOB_COMMANDS:
-                yield title.format(name), partial(getattr(screen, method), name), help_text
+            for title, action, help_text in JOB_COMMANDS:
+                yield title.format(name), (lambda a=action, n=name: self.app.post_message(Command(a, n))), help_text
 
     async def discover(self) -> Hits:
         for title, callback, help_text in self._commands():

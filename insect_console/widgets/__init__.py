@@ -1,4 +1,6 @@
-"""UI building blocks of the console: the engine bridge, bars, formatting, output view.
+"""The console's own widgets and what they draw: the top bar and status line, the following
+output log, the table, and the styled cells (`cells.py`).
 
-Nothing here holds business logic; the engine does. Nothing in the engine imports this.
+UI only: what they show comes from the engine surface (`insect_console.surface`) through the
+app; pure formatting lives in `insect_console.textfmt`.
 """

@@ -9,7 +9,8 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
-from insect_console.widgets.formatting import clip, tone
+from insect_console.widgets.cells import tone
+from insect_console.textfmt import clip
 
 
 def _spread(left: Text, right: Text, width: int, keep: str = "right") -> Text:
@@ -52,11 +53,11 @@ class TopBar(Widget):
         engine = app.engine
         running = len(engine.active_runs())
         left = Text.assemble((" insect-console", "bold"), " › ", self.section)
-        if getattr(engine, "attached", False):
-            pid = getattr(engine, "daemon_pid", None)
+        if engine.attached:
+            pid = engine.daemon_pid
             where = Text(f"daemon pid {pid} GONE", style="bold red") if not engine.running else Text(f"attached to daemon pid {pid}", style="bold")
         else:
-            where = Text(clip(engine.store.display_path, 28))
+            where = Text(clip(engine.where, 28))
         right = Text.assemble(
             where,
             " · ",

@@ -1,22 +1,17 @@
-"""The output viewer: a bounded `Log` that follows the end until you scroll up, and file tails.
+"""The output viewer: a bounded `Log` that follows the end until you scroll up.
 
 Scrolling up pauses following (`following` turns False) and new lines are counted; scrolling
-back to the end (`end`) resumes. Memory is bounded by `max_lines`.
+back to the end (`end`) resumes. Memory is bounded by `max_lines`. The lines come from
+`insect_console.runoutput` (files and live buffers), through the engine surface.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import Log
 
-MAX_LINES = 10_000
-_BLOCK = 64 * 1024
-_MAX_TAIL_BYTES = 8 << 20
-"""A tail never reads more than this, even from a file of one endless line."""
+from insect_console.runoutput import MAX_LINES
 
 
 class FollowLog(Log):
@@ -77,49 +72,3 @@ class FollowLog(Log):
         self.following = True
         self.unseen = 0
         self.scroll_end(animate=False, immediate=True)
-
-
-def tail_lines(path: str | os.PathLike, limit: int) -> tuple[list[str], bool]:
-    """The last `limit` lines of a file, read backwards in blocks; (lines, more_before)."""
-    try:
-        f = open(path, "rb")
-    except OSError:
-        return [], False
-    with f:
-        f.seek(0, os.SEEK_END)
-        pos = f.tell()
-        data = b""
-        while pos > 0 and data.count(b"\n") <= limit and len(data) < _MAX_TAIL_BYTES:
-            size = min(_BLOCK, pos)
-            pos -= size
-            f.seek(pos)
-            data = f.read(size) + data
-    text = data.decode("utf-8", "replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if pos > 0 and lines:
-        lines = lines[1:]  # the first one is cut by the block boundary
-    more = pos > 0 or len(lines) > limit
-    return lines[-limit:], more
-
-
-class FileFollower:
-    """Reads what was appended to a growing file since the last call (for runs of other processes)."""
-
-    def __init__(self, path: str | os.PathLike, offset: int = 0) -> None:
-        self.path = Path(path)
-        self.offset = offset
-        self._partial = b""
-
-    def read_new(self, limit: int = 1 << 20) -> list[str]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read(limit)
-        except OSError:
-            return []
-        self.offset += len(data)
-        data = self._partial + data
-        *lines, self._partial = data.split(b"\n")
-        return [line.decode("utf-8", "replace") for line in lines]

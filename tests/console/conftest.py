@@ -19,7 +19,7 @@ import tomli_w
 from insect_console import history, records
 from insect_console.clock import ManualClock
 from insect_console.engine import Engine
-from insect_console.widgets.stats import SystemStats
+from insect_console.sysstats import SystemStats
 
 FIXED_STATS = SystemStats(cpu_percent=12.0, mem_percent=41.0, disk_free=int(21.4 * 1024**3), temperature=48.0)
 FIXED_NOW = dt.datetime(2026, 3, 14, 10, 0, 0)  # a Saturday

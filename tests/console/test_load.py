@@ -14,7 +14,8 @@ from insect_console.events import RunStarted
 from insect_console.history import HistoryReader, history_file
 from insect_console.screens import HistoryScreen, OutputScreen
 from insect_console.screens.history import MAX_ROWS, PAGE
-from insect_console.widgets.output_view import MAX_LINES, FollowLog
+from insect_console.runoutput import MAX_LINES
+from insect_console.widgets.output_view import FollowLog
 
 from .conftest import PY, fixed_stats, job, run, wait_for
 
@@ -144,7 +145,7 @@ def test_a_due_job_starts_on_time_while_a_year_of_history_loads(make_engine, tmp
             # lazily loaded: pages only, never the whole history
             assert PAGE <= table.row_count <= MAX_ROWS < total
             assert len(screen._records) == table.row_count
-            assert screen._reader is not None and len(screen._reader.files_read) < 60
+            assert screen._cursor is not None and len(screen._cursor.files_read) < 60
             trends = str(screen.query_one("#trends").render())
             assert "job0" in trends and "✓" in trends
 

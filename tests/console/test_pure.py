@@ -10,11 +10,11 @@ from collections import namedtuple
 import pytest
 
 from insect_console.events import OutputLines, RunFinished, RunStarted
-from insect_console.widgets import formatting as f
-from insect_console.widgets import stats as stats_mod
-from insect_console.widgets.bridge import OutputHub
-from insect_console.widgets.output_view import FileFollower, tail_lines
-from insect_console.widgets.stats import SystemStats
+from insect_console import sysstats as stats_mod
+from insect_console import textfmt as f
+from insect_console.runoutput import FileFollower, OutputHub, tail_lines
+from insect_console.sysstats import SystemStats
+from insect_console.widgets import cells
 
 NOW = dt.datetime(2026, 3, 14, 10, 0, 0)
 
@@ -51,28 +51,28 @@ def test_run_duration():
 
 def test_status_text_has_a_symbol_for_every_status():
     for status in ("success", "error", "timeout", "interrupted", "skipped"):
-        text = f.status_text(status)
+        text = cells.status_text(status)
         assert text.plain[0] != " " and text.plain[1] == " ", status
-    assert f.status_text(None).plain == "· never"
-    assert f.status_text("weird").plain == "? weird"
+    assert cells.status_text(None).plain == "· never"
+    assert cells.status_text("weird").plain == "? weird"
 
 
 def test_next_run_cell():
-    assert f.next_run_cell(NOW + dt.timedelta(seconds=5), NOW).plain == "10:00:05 5s"
-    assert f.next_run_cell(dt.datetime(2026, 3, 15, 0, 0), NOW).plain == "Sun 00:00 14h"
-    assert f.next_run_cell(NOW - dt.timedelta(seconds=1), NOW).plain == "09:59:59 now"
-    assert f.next_run_cell(NOW + dt.timedelta(seconds=0.4), NOW).plain == "10:00:00 1s"  # a countdown rounds up
-    assert f.next_run_cell(None, NOW).plain == "—"
-    assert f.next_run_cell(NOW, NOW, enabled=False).plain == "off"
+    assert cells.next_run_cell(NOW + dt.timedelta(seconds=5), NOW).plain == "10:00:05 5s"
+    assert cells.next_run_cell(dt.datetime(2026, 3, 15, 0, 0), NOW).plain == "Sun 00:00 14h"
+    assert cells.next_run_cell(NOW - dt.timedelta(seconds=1), NOW).plain == "09:59:59 now"
+    assert cells.next_run_cell(NOW + dt.timedelta(seconds=0.4), NOW).plain == "10:00:00 1s"  # a countdown rounds up
+    assert cells.next_run_cell(None, NOW).plain == "—"
+    assert cells.next_run_cell(NOW, NOW, enabled=False).plain == "off"
 
 
 def test_last_run_cell_and_parse_time():
-    assert f.last_run_cell(f.parse_time("2026-03-14T09:59:57"), NOW) == "09:59:57"
-    assert f.last_run_cell(f.parse_time("2026-03-08T00:00:00"), NOW) == "Mar 08"
-    assert f.last_run_cell(None, NOW) == "—"
+    assert f.last_run_text(f.parse_local("2026-03-14T09:59:57"), NOW) == "09:59:57"
+    assert f.last_run_text(f.parse_local("2026-03-08T00:00:00"), NOW) == "Mar 08"
+    assert f.last_run_text(None, NOW) == "—"
     aware = dt.datetime(2026, 3, 14, 9, 0, tzinfo=dt.timezone.utc)
-    assert f.parse_time(aware.isoformat()) == aware.astimezone().replace(tzinfo=None)
-    assert f.parse_time("not a time") is None and f.parse_time(None) is None
+    assert f.parse_local(aware.isoformat()) == aware.astimezone().replace(tzinfo=None)
+    assert f.parse_local("not a time") is None and f.parse_local(None) is None
 
 
 def test_sparkline_and_strip():
@@ -80,7 +80,7 @@ def test_sparkline_and_strip():
     assert f.sparkline([2, 2, 2], 8) == "▁▁▁"
     assert f.sparkline([], 8) == ""
     assert len(f.sparkline(list(range(100)), 24)) == 24
-    assert f.result_strip(["success", "error", "timeout"], 2).plain == "✗◷"
+    assert cells.result_strip(["success", "error", "timeout"], 2).plain == "✗◷"
 
 
 def test_clip_one_line_human_bytes():
@@ -190,9 +190,9 @@ def test_headless_modules_do_not_load_textual():
 
 def test_tone_drops_colours_under_no_color():
     try:
-        f.set_monochrome(True)
-        assert f.tone("bold red") == "bold" and f.tone("green") == "" and f.tone("dim") == "dim"
-        assert f.status_text("error").style == "bold"
+        cells.set_monochrome(True)
+        assert cells.tone("bold red") == "bold" and cells.tone("green") == "" and cells.tone("dim") == "dim"
+        assert cells.status_text("error").style == "bold"
     finally:
-        f.set_monochrome(False)
-    assert f.tone("bold red") == "bold red"
+        cells.set_monochrome(False)
+    assert cells.tone("bold red") == "bold red"

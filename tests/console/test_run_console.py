@@ -85,7 +85,7 @@ def test_stop_them_ends_runs_on_the_way_out(make_engine, monkeypatch):
         async def auto(pilot):
             await pilot.pause(0.2)
             self.engine.run_now("long")
-            while "long" not in self.engine.active_runs() or self.engine.active_runs()["long"].run is None or self.engine.active_runs()["long"].run.pid is None:
+            while getattr(self.engine.active_runs().get("long"), "pid", None) is None:
                 await pilot.pause(0.05)
             await pilot.pause(0.2)
             await pilot.press("q", "s")

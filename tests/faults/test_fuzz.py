@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from insect_console.cli import main as cli_main
 from insect_console.clock import ManualClock
 from insect_console.config import Config, ConfigStore, Settings
-from insect_console.engine import next_run_preview
+from insect_console.scheduling import next_run_preview
 from insect_console.errors import ConfigError, UserError, ValidationError
 from insect_console.history import HistoryQuery, HistoryReader, reverse_lines
 from insect_console.integrations import cron_schedule

@@ -1,6 +1,7 @@
 """What an operator checks on a Pi: CPU %, memory, free disk on the log directory, CPU temperature.
 
-`PsutilStats` is called on a worker thread every few seconds; tests pass a fixed provider.
+Read with psutil, no UI: the console's status line calls `PsutilStats` on a worker thread every
+few seconds (tests pass a fixed provider).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Callable
 
 import psutil
 
-from insect_console.widgets.formatting import human_bytes
+from insect_console.textfmt import human_bytes
 
 TEMPERATURE_SENSORS = ("cpu_thermal", "cpu-thermal", "soc_thermal", "coretemp", "k10temp", "zenpower", "acpitz")
 

@@ -1,20 +1,19 @@
-"""Pure formatting for the console's cells and lines (no textual; unit-tested on their own).
+"""Plain-text formatting shared by the CLI and the console: times, durations, sizes, one-liners.
 
-Every status has a symbol as well as a colour, so the table reads under NO_COLOR.
+Pure functions, no rich and no textual, so they are tested on their own and `list` stays light.
+Every timestamp we read (history records, the state file, the control socket) goes through
+`parse_local`, the one place ISO text becomes the naive local time the engine works in.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
-
 STATUS_SYMBOLS: dict[str, tuple[str, str, str]] = {
-    # status: (symbol, short label, rich style)
+    # status: (symbol, short label, rich style the console draws it in)
     "success": ("✓", "success", "green"),
     "error": ("✗", "error", "bold red"),
     "timeout": ("◷", "timeout", "yellow"),
@@ -22,42 +21,43 @@ STATUS_SYMBOLS: dict[str, tuple[str, str, str]] = {
     "skipped": ("»", "skipped", "dim"),
     "running": ("▶", "running", "bold cyan"),
 }
+"""Every status has a symbol as well as a colour, so a table reads under NO_COLOR."""
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
-_ATTRIBUTES = {"bold", "dim", "italic", "underline", "reverse", "strike", "not"}
-_monochrome = False
 
 
-def set_monochrome(on: bool) -> None:
-    """Under NO_COLOR, colours are dropped from the styles made here (attributes stay).
+def parse_local(value: Any) -> dt.datetime | None:
+    """An ISO timestamp as naive local time (aware values are converted), or None.
 
-    Textual's monochrome filter would turn red into a dark grey that vanishes on a dark
-    background; bold and dim read fine without colour, and the symbols carry the meaning.
+    >>> parse_local("2026-03-14T10:00:00")
+    datetime.datetime(2026, 3, 14, 10, 0)
     """
-    global _monochrome
-    _monochrome = on
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone().replace(tzinfo=None)
+    return when
 
 
-def tone(style: str) -> str:
-    """`style` as given, or without its colours under NO_COLOR ("bold red" -> "bold")."""
-    if not _monochrome:
-        return style
-    return " ".join(word for word in style.split() if word in _ATTRIBUTES)
+def iso_local(when: dt.datetime | None) -> str | None:
+    """The inverse for the wire and the state file: naive local time to the second."""
+    return when.isoformat(timespec="seconds") if when is not None else None
 
 
-def status_symbol(status: str | None) -> str:
-    return STATUS_SYMBOLS.get(status or "", ("?", "", ""))[0] if status else "·"
-
-
-def status_style(status: str | None) -> str:
-    return tone(STATUS_SYMBOLS.get(status or "", ("", "", ""))[2])
-
-
-def status_text(status: str | None) -> Text:
-    """ "✓ success", "✗ error" ... coloured; "· never" when a job has not run."""
-    if not status:
-        return Text("· never", style="dim")
-    symbol, label, style = STATUS_SYMBOLS.get(status, ("?", status, ""))
-    return Text(f"{symbol} {label}", style=tone(style))
+def format_duration(seconds: float) -> str:
+    """A schedule's period: 3600 -> "1h", 5400 -> "1h30m", 90 -> "1m30s", 45 -> "45s"."""
+    seconds = int(round(seconds))
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        value, seconds = divmod(seconds, size)
+        if value:
+            parts.append(f"{value}{unit}")
+    return "".join(parts[:2])
 
 
 def short_duration(seconds: float | None) -> str:
@@ -92,31 +92,12 @@ def run_duration(seconds: float | None) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
-def parse_time(value: Any) -> dt.datetime | None:
-    """An ISO timestamp as naive local time (aware values are converted), or None."""
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if when.tzinfo is not None:
-        when = when.astimezone().replace(tzinfo=None)
-    return when
+def short_time(when: dt.datetime | None) -> str:
+    """A timestamp for a CLI table: "2026-03-14 10:00:00", or "-"."""
+    return when.strftime("%Y-%m-%d %H:%M:%S") if when else "-"
 
 
-def next_run_cell(next_run: dt.datetime | None, now: dt.datetime, enabled: bool = True) -> Text:
-    """ "10:05:00 4m59s" today, "Sun 00:00 2d03h" on another day; "off" when disabled."""
-    if not enabled:
-        return Text("off", style="dim")
-    if next_run is None:
-        return Text("—", style="dim")
-    left = (next_run - now).total_seconds()
-    when = next_run.strftime("%H:%M:%S") if next_run.date() == now.date() else next_run.strftime("%a %H:%M")
-    return Text.assemble(when, " ", ("now" if left <= 0 else short_duration(math.ceil(left)), "bold"))  # 0.4 s to go reads "1s"
-
-
-def last_run_cell(last_run: dt.datetime | None, now: dt.datetime) -> str:
+def last_run_text(last_run: dt.datetime | None, now: dt.datetime) -> str:
     """The time today, else the day: "10:04:55" or "Mar 13"."""
     if last_run is None:
         return "—"
@@ -153,14 +134,6 @@ def sparkline(values: list[float], width: int) -> str:
     return "".join(SPARK_BLOCKS[round((v - low) / span * top)] for v in values)
 
 
-def result_strip(statuses: list[str], width: int) -> Text:
-    """The last `width` results as coloured symbols, oldest left, newest right."""
-    text = Text()
-    for status in statuses[-width:]:
-        text.append(status_symbol(status), style=status_style(status))
-    return text
-
-
 def display_path(path: str | os.PathLike | None) -> str:
     """A path relative to the working directory when it is below it, else as given."""
     if not path:
@@ -178,3 +151,11 @@ def one_line(text: str | None) -> str:
         return ""
     first, _, rest = text.strip().partition("\n")
     return first + (" …" if rest.strip() else "")
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def printable(text: str) -> str:
+    """Text from a job, with control characters shown escaped: no escape sequence reaches the terminal."""
+    return text.translate(_CONTROL)
