@@ -1,25 +1,64 @@
-"""The CLI and the headless daemon never load textual (nor rich): they stay light on a Pi."""
+"""The CLI and the headless daemon never load textual (nor rich): they stay light on a Pi.
+
+The Textual side of the package is named once, here and in pyproject.toml's import-linter
+contract: `app.py`, `screens/` and `widgets/`. Every other module of the package is found by
+walking it (no hand-kept list), imported in a fresh interpreter, and must load neither.
+"""
 
 from __future__ import annotations
 
 import json
+import pkgutil
 import signal
 import subprocess
+import sys
 import textwrap
+import tomllib
+from pathlib import Path
 
+import insect_console
 from helpers import CONFIG_REL, PY, end_process, job_toml, wait_for, write_config
 
 UI_PACKAGES = ("textual", "rich")
+UI_PATHS = ("insect_console.app", "insect_console.screens", "insect_console.widgets")
+"""The console: the only modules allowed to import textual and rich."""
+PYPROJECT = Path(insect_console.__file__).resolve().parent.parent / "pyproject.toml"
 
-ENGINE_MODULES = [
-    "insect_console.jobs", "insect_console.config", "insect_console.state", "insect_console.history", "insect_console.runner",
-    "insect_console.proctree", "insect_console.scheduling", "insect_console.clock", "insect_console.engine", "insect_console.cli",
-    "insect_console.daemon", "insect_console.integrations", "insect_console.notify", "insect_console.events", "insect_console.fileio",
-]
+
+def package_modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.walk_packages(insect_console.__path__, "insect_console."))
+
+
+def engine_modules() -> list[str]:
+    """Every module outside the UI paths."""
+    return [m for m in package_modules() if not any(m == ui or m.startswith(ui + ".") for ui in UI_PATHS)]
 
 
 def ui_modules(names) -> list[str]:
     return sorted(n for n in names if n.split(".")[0] in UI_PACKAGES)
+
+
+def test_the_walk_finds_the_engine_and_the_console():
+    assert {"insect_console.engine", "insect_console.cli", "insect_console.surface"} <= set(engine_modules())
+    assert "insect_console.app" not in engine_modules() and "insect_console.screens.jobs" in package_modules()
+
+
+def test_every_engine_module_is_in_the_import_linter_contract():
+    contracts = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
+    forbidden = next(c for c in contracts if c["type"] == "forbidden")
+    assert set(forbidden["forbidden_modules"]) == set(UI_PACKAGES)
+    missing = sorted(set(engine_modules()) - set(forbidden["source_modules"]))
+    stale = sorted(set(forbidden["source_modules"]) - set(engine_modules()))
+    assert not missing, f"add these to source_modules in pyproject.toml's import-linter contract: {missing}"
+    assert not stale, f"these modules are gone; remove them from the contract: {stale}"
+
+
+def test_import_linter_contracts_are_kept():
+    """Statically: no engine module imports textual or rich, even indirectly, and no import cycle."""
+    done = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--config", str(PYPROJECT)],
+                          cwd=PYPROJECT.parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
 
 
 def test_cli_list_in_a_fresh_interpreter_loads_no_textual(tmp_path):
@@ -37,13 +76,14 @@ def test_cli_list_in_a_fresh_interpreter_loads_no_textual(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stderr.strip().splitlines()[-1])
     assert result["code"] == [0, 0]
-    assert "insect_console.engine" in result["modules"]  # the check is meaningful: the engine was loaded
+    assert "insect_console.surface" in result["modules"]  # the check is meaningful: the status code was loaded
     assert ui_modules(result["modules"]) == []
 
 
 def test_importing_every_engine_module_loads_no_textual(tmp_path):
     script = "import importlib, json, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\nprint(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([PY, "-c", script, *ENGINE_MODULES], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    importable = [m for m in engine_modules() if m != "insect_console.__main__"]  # that one runs the CLI
+    done = subprocess.run([PY, "-c", script, *importable], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert ui_modules(json.loads(done.stdout)) == []
 
@@ -54,7 +94,7 @@ def test_python_m_list_with_importtime_mentions_no_textual(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
-    assert "insect_console.engine" in imported
+    assert "insect_console.surface" in imported
     assert ui_modules(imported) == []
 
 
