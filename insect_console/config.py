@@ -25,22 +25,28 @@ SCHEDULER_LOCK = "scheduler.lock"
 """In the runtime directory: held by the one scheduler of a config for its lifetime."""
 
 
+def setting(default: Any, doc: str) -> Any:
+    """A `[settings]` field with its documentation: the one place a setting is described. The
+    header of a new config file and the README's settings table are made from these."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class Settings:
     """The `[settings]` table. Relative paths are taken from the working directory."""
 
-    log_dir: str = "logs/batch"
-    default_timeout: int = 1800
-    kill_grace: int = 10
-    shutdown_grace: int = 30
-    max_parallel: int = 4
-    failure_threshold: int = 3
-    notify_command: str = ""
-    output_tail_bytes: int = 65536
-    history_keep_days: int = 365
-    output_keep_days: int = 30
-    output_max_mb: int = 1024
-    output_max_run_mb: int = 64
+    log_dir: str = setting("logs/batch", "history files and per-run output; relative to the working directory")
+    default_timeout: int = setting(1800, "seconds a run may take, for jobs without their own timeout")
+    kill_grace: int = setting(10, "seconds between SIGTERM and SIGKILL when a run is ended")
+    shutdown_grace: int = setting(30, "seconds running jobs get when the scheduler stops")
+    max_parallel: int = setting(4, "runs at the same time; more wait for a free worker")
+    failure_threshold: int = setting(3, "failures in a row before a notification")
+    notify_command: str = setting("", "run on a notification (see Notifications); empty: none")
+    output_tail_bytes: int = setting(65536, "bytes of stdout kept in a history record")
+    history_keep_days: int = setting(365, "daily history files kept")
+    output_keep_days: int = setting(30, "days per-run output files are kept ...")
+    output_max_mb: int = setting(1024, "... and their total size at most, in MiB (oldest removed first)")
+    output_max_run_mb: int = setting(64, "MiB of output one run's file may hold (cut, with a note, beyond)")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
@@ -65,6 +71,29 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def documented(cls) -> list[tuple[str, Any, str]]:
+        """(name, default, doc) of every setting, in the order they are declared."""
+        return [(f.name, f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)]
+
+
+def _toml_value(value: Any) -> str:
+    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+
+
+def settings_header() -> str:
+    """The settings part of a new config file's header comment."""
+    rows = [(f"{name} = {_toml_value(default)}", doc) for name, default, doc in Settings.documented()]
+    width = max(len(left) for left, _ in rows)
+    return "\n".join(f"#   {left:<{width}}  {doc}" for left, doc in rows)
+
+
+def settings_table() -> str:
+    """The README's settings table (a test keeps the README in step with it)."""
+    lines = ["| setting | default | what it is |", "| --- | --- | --- |"]
+    lines += [f"| `{name}` | `{_toml_value(default)}` | {doc} |" for name, default, doc in Settings.documented()]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -109,8 +138,10 @@ DEFAULT_JOBS = (
     Job("daily_backup", "python main.py --mode backup", "daily", "03:00", enabled=False),
 )
 
-TOML_HEADER = """\
+_TOML_HEADER = """\
 # insect-console job configuration.
+# [settings] (optional; these are the defaults):
+{settings}
 # Each [[jobs]] table is one job:
 #   name           unique; letters, digits, _ - . (1-64)
 #   command        program and arguments, run without a shell unless shell = true
@@ -124,6 +155,11 @@ TOML_HEADER = """\
 # This file is rewritten by `insect-console add/edit/...`: comments other than this header are not kept.
 
 """
+
+
+def toml_header() -> str:
+    """The comment a new config file starts with: every setting and job field, documented."""
+    return _TOML_HEADER.format(settings=settings_header())
 
 
 class ConfigStore:
@@ -247,7 +283,7 @@ class ConfigStore:
                 doc["settings"] = config.settings.to_dict()
             return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
         doc = {"settings": config.settings.to_dict(), "jobs": [job.to_dict() for job in config.jobs]}
-        return (TOML_HEADER + tomli_w.dumps(doc)).encode()
+        return (toml_header() + tomli_w.dumps(doc)).encode()
 
     def update(self, change: Callable[[Config], Config], state: Mapping[str, Any] | None = None) -> Config:
         """Read, change and write the config under the config lock: no update is ever lost."""
