@@ -172,7 +172,7 @@ def cmd_run_job(args, config: str) -> int:
         out.write("\n".join(lines) + "\n")
         out.flush()
 
-    from insect_console.engine import RunSlot
+    from insect_console.runslots import RunSlot
     from insect_console.records import new_run_id
 
     slot = RunSlot(job.name, new_run_id(), "manual")

@@ -14,9 +14,7 @@ import datetime as dt
 import logging
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +30,7 @@ from insect_console.jobs import Job
 from insect_console.local_files import LocalFiles
 from insect_console.retention import LogKeeper
 from insect_console.runner import JobRun
+from insect_console.runslots import RunSlot, RunSlots
 from insect_console.scheduling import JobScheduler
 from insect_console.state import StateStore, last_runs, record_finished, record_skipped, running_entry
 from insect_console.surface import ActiveRun, JobStatus, job_statuses, status_from_files
@@ -50,21 +49,6 @@ CLOCK_JUMP = 5.0
 
 class _Stopped(Exception):
     """The engine stopped while a run waited for its due instant: it is not started."""
-
-
-@dataclass
-class RunSlot:
-    """A run this engine owns, from its dispatch to its record (`run` is set once it is made)."""
-
-    job_name: str
-    run_id: str
-    trigger: str
-    run: JobRun | None = None
-    start_time: dt.datetime | None = None
-    output_file: str | None = None
-
-    def view(self) -> ActiveRun:
-        return ActiveRun(self.job_name, self.run_id, self.trigger, self.start_time, self.output_file, self.run.pid if self.run else None)
 
 
 class Engine(LocalFiles):
@@ -86,9 +70,8 @@ class Engine(LocalFiles):
         """Called by the loop on every wake (the daemon's systemd watchdog ping)."""
         self.max_sleep = MAX_SLEEP
         """The loop's longest sleep (shorter under a watchdog that wants pings more often)."""
-        self._active: dict[str, RunSlot] = {}
-        self._lock = threading.RLock()
-        self._idle = threading.Condition(self._lock)
+        self._slots = RunSlots()
+        self._stop_lock = threading.Lock()
         self._wake, self._stopping = threading.Event(), threading.Event()
         self._reload_requested = self._stop_called = False
         self._pool: ThreadPoolExecutor | None = None
@@ -133,7 +116,7 @@ class Engine(LocalFiles):
 
         Safe to call more than once, from any thread: only the first call does the work.
         """
-        with self._lock:
+        with self._stop_lock:
             if self._stop_called:
                 return
             self._stop_called = True
@@ -141,19 +124,13 @@ class Engine(LocalFiles):
         if self._loop_thread is not None:
             self._loop_thread.join()
         grace = self.settings.shutdown_grace if grace is None else grace
-        deadline = time.monotonic() + grace
-        with self._idle:
-            while self._active and time.monotonic() < deadline:
-                self._idle.wait(min(0.5, max(0.0, deadline - time.monotonic())))
-            left = list(self._active.values())
-        for slot in left:
+        for slot in self._slots.wait_empty(grace):
             if slot.run is not None:
                 log.warning("%s: still running after the %s s shutdown grace; ending it", slot.job_name, grace)
                 slot.run.kill("interrupted", f"stopped at shutdown (still running after {grace:g} s)")
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            self._active.clear()
+        self._slots.clear()
         for part in (self._watcher, self._control):
             if part is not None:
                 part.stop()
@@ -231,7 +208,7 @@ class Engine(LocalFiles):
         due = self.scheduler.peek_due(now + dt.timedelta(seconds=START_LEAD))
         taken, held = [], []
         for d in due:
-            if d.at > now and d.name in self._active:
+            if d.at > now and d.name in self._slots:
                 held.append(d.at)
                 continue
             self._dispatch(d.name, "schedule", not_before=d.at)
@@ -249,14 +226,9 @@ class Engine(LocalFiles):
 
     def _claim(self, name: str, trigger: str) -> tuple[RunSlot | None, RunSlot | None]:
         """A new slot for a run of `name`, or the slot of its run in progress; neither once stopping."""
-        with self._lock:
-            if self._stopping.is_set() or self._pool is None:
-                return None, None
-            busy = self._active.get(name)
-            if busy is not None:
-                return None, busy
-            slot = self._active[name] = RunSlot(name, records.new_run_id(), trigger)
-            return slot, None
+        if self._stopping.is_set() or self._pool is None:
+            return None, None
+        return self._slots.claim(name, trigger)
 
     def _dispatch(self, name: str, trigger: str, not_before: dt.datetime | None = None) -> None:
         try:
@@ -280,10 +252,7 @@ class Engine(LocalFiles):
         except Exception:
             log.exception("%s: run failed", job.name)
         finally:
-            with self._idle:
-                if self._active.get(job.name) is slot:
-                    del self._active[job.name]
-                self._idle.notify_all()
+            self._slots.release(slot)
 
     def _skip(self, job: Job, reason: str, run_id: str | None = None, trigger: str = "schedule") -> None:
         log.warning("%s: not started: %s", job.name, reason)
@@ -305,16 +274,14 @@ class Engine(LocalFiles):
 
     def kill(self, name: str) -> bool:
         """End the running run of `name` (its whole process tree). False if it is not running here."""
-        with self._lock:
-            slot = self._active.get(name)
+        slot = self._slots.get(name)
         if slot is None or slot.run is None:
             return False
         slot.run.kill("error", "killed on request")
         return True
 
     def active_runs(self) -> dict[str, ActiveRun]:
-        with self._lock:
-            return {name: slot.view() for name, slot in self._active.items()}
+        return self._slots.views()
 
     def status(self) -> list[JobStatus]:
         """Every job's status; next runs from this engine's scheduler while it runs."""

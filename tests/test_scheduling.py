@@ -346,7 +346,7 @@ def _prepared(engine, clock):
     """From 01:59:59, move to 10 ms before 02:00 (within the lead); the run prepared for it."""
     _asleep(engine, clock)
     clock.advance(0.99)
-    armed = wait_for(lambda: engine._active.get("nightly"), what="the run to be prepared")  # the engine's own slot: its JobRun
+    armed = wait_for(lambda: engine._slots.get("nightly"), what="the run to be prepared")  # the engine's own slot: its JobRun
     wait_for(lambda: armed.run is not None and clock.sleeping >= 2, what="the run to wait for its instant")
     return armed
 
