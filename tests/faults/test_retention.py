@@ -63,8 +63,14 @@ def test_size_cap_keeps_a_running_jobs_output(tmp_path: Path):
     engine = Engine(config, base_dir=tmp_path)
     engine.start()
     try:
-        active = engine.run_now("big")
-        out = wait_for(lambda: active.output_file and Path(active.output_file).exists() and Path(active.output_file).stat().st_size == 2 * 2**20 and Path(active.output_file), what="2 MiB of output")
+        engine.run_now("big")
+
+        def output() -> Path | None:
+            active = engine.active_runs().get("big")
+            path = Path(active.output_file) if active and active.output_file else None
+            return path if path and path.exists() and path.stat().st_size == 2 * 2**20 else None
+
+        out = wait_for(output, what="2 MiB of output")
         old = [_output(log_dir, today, f"old-{i}.log", 600_000, age_s=3600 - i) for i in range(3)]
         engine.prune_logs()
         assert out.exists() and out.stat().st_size == 2 * 2**20
