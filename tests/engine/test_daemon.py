@@ -9,13 +9,13 @@ import subprocess
 
 import pytest
 
+from forkserver import cli_forked
 from helpers import (
     CONFIG_REL,
     PY,
     assert_one_line_error,
     check_batch_result,
     cli,
-    cli_forked,
     fast_settings,
     history_records,
     is_alive,

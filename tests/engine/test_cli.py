@@ -10,13 +10,13 @@ import tomllib
 
 import pytest
 
+from forkserver import cli_forked
 from helpers import (
     CONFIG_REL,
     PY,
     assert_one_line_error,
     check_batch_result,
     cli,
-    cli_forked,
     history_records,
     is_alive,
     job_toml,

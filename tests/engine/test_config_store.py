@@ -11,7 +11,8 @@ import tomllib
 
 import pytest
 
-from helpers import CONFIG_REL, PY, assert_one_line_error, cli, cli_forked, job_toml, read_state, write_config
+from forkserver import cli_forked
+from helpers import CONFIG_REL, PY, assert_one_line_error, cli, job_toml, read_state, write_config
 from insect_console.config import DEFAULT_JOBS, ConfigStore, Settings, convert
 from insect_console.errors import ConfigError, UserError, ValidationError
 from insect_console.fileio import Outage

@@ -8,12 +8,12 @@ import queue
 
 import pytest
 
+from forkserver import cli_forked
 from helpers import (
     BATCH_RESULT_FIELDS,
     assert_one_line_error,
     check_batch_result,
     cli,
-    cli_forked,
     fast_settings,
     history_records,
     job_toml,

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from helpers import PY, assert_one_line_error, cli, cli_forked, history_records, job_toml, write_config
+from forkserver import cli_forked
+from helpers import PY, assert_one_line_error, cli, history_records, job_toml, write_config
 from insect_console.errors import UserError
 from insect_console.integrations import cron_schedule
 from insect_console.jobs import make_job
