@@ -1,6 +1,9 @@
-"""Shared helpers for the engine, daemon and CLI tests.
+"""The one set of builders and helpers of every test suite: the engine suite (tests/engine),
+the console suite (tests/console) and the fault suite (tests/faults, through its kit.py).
 
-Everything here uses real files and real processes. Nothing in insect_console is mocked.
+Everything here uses real files and real processes; nothing in insect_console is mocked.
+Nothing here imports pytest when the module is imported (only `leftover_guard` needs it, and
+imports it when called), so a benchmark script can use these builders too.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import psutil
-import pytest
+import tomli_w
 
 PY = sys.executable
 TAG_ENV = "INSECT_TEST_TAG"
@@ -28,78 +32,71 @@ RUN_MARKER_ENV = "INSECT_CONSOLE_RUN"
 """The engine's own per-run marker (see proctree.py); read here independently with psutil."""
 
 CONFIG_REL = "config/batch_config.toml"
+LOG_REL = "logs/batch"
+"""Where the history goes by default, relative to the base directory."""
 BATCH_RESULT_FIELDS = ("job_name", "start_time", "end_time", "status", "output", "error")
 STATUSES = {"success", "error", "timeout", "interrupted", "skipped"}
 
 T = TypeVar("T")
 
 
-# -- config text ------------------------------------------------------------------
+# -- config -----------------------------------------------------------------------------------
 
 
-def toml_str(value: str) -> str:
-    """A TOML basic string (JSON string syntax is valid TOML for these texts)."""
-    return json.dumps(value, ensure_ascii=False)
+def job(name: str, command: str = "true", schedule_type: str = "interval", schedule_time: str = "3600", **extra: Any) -> dict[str, Any]:
+    """One job as the config holds it (a `[[jobs]]` table); `extra` adds fields (timeout=1, shell=True...)."""
+    return {"name": name, "command": command, "schedule_type": schedule_type, "schedule_time": schedule_time, **extra}
 
 
-def job_toml(name: str, command: str, schedule_type: str = "interval", schedule_time: str = "3600", **extra: Any) -> str:
-    """One `[[jobs]]` table as TOML text."""
-    lines = [
-        "[[jobs]]",
-        f"name = {toml_str(name)}",
-        f"command = {toml_str(command)}",
-        f"schedule_type = {toml_str(schedule_type)}",
-        f"schedule_time = {toml_str(schedule_time)}",
-    ]
-    for key, value in extra.items():
-        if isinstance(value, bool):
-            lines.append(f"{key} = {'true' if value else 'false'}")
-        elif isinstance(value, int):
-            lines.append(f"{key} = {value}")
-        elif isinstance(value, dict):
-            inner = ", ".join(f"{k} = {toml_str(v)}" for k, v in value.items())
-            lines.append(f"{key} = {{ {inner} }}")
-        else:
-            lines.append(f"{key} = {toml_str(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def settings_toml(**settings: Any) -> str:
-    if not settings:
-        return ""
-    lines = ["[settings]"]
-    for key, value in settings.items():
-        lines.append(f"{key} = {value if isinstance(value, int) else toml_str(value)}")
-    return "\n".join(lines) + "\n\n"
-
-
-def write_config(base: Path, *jobs: str, settings: dict[str, Any] | None = None, rel: str = CONFIG_REL) -> Path:
-    """Write a TOML config made of `settings` and the `[[jobs]]` texts; returns its path."""
+def write_config(base: Path, jobs: Iterable[dict[str, Any]] = (), settings: dict[str, Any] | None = None, rel: str = CONFIG_REL) -> Path:
+    """A private TOML config (file 0600, its directory 0700) at `base / rel`, written with tomli_w
+    as a person would write it; returns its path. Hand-written text (comments, broken TOML) is
+    for the tests that need it to write themselves."""
     path = base / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(settings_toml(**(settings or {})) + "\n".join(jobs))
+    os.chmod(path.parent, 0o700)
+    doc: dict[str, Any] = {}
+    if settings:
+        doc["settings"] = settings
+    doc["jobs"] = list(jobs)
+    path.write_text(tomli_w.dumps(doc))
+    os.chmod(path, 0o600)
     return path
 
 
 def fast_settings(**more: Any) -> dict[str, Any]:
-    """Short graces so stopping and killing never makes a test wait long."""
-    base = {"kill_grace": 1, "shutdown_grace": 2}
-    base.update(more)
-    return base
+    """Settings with short graces, so stopping and killing never makes a test wait long."""
+    return {"kill_grace": 1, "shutdown_grace": 2, **more}
 
 
-# -- running the CLI ------------------------------------------------------------------
+def state_path(config: Path) -> Path:
+    """The state file beside `config`."""
+    return config.with_name(config.stem + ".state.json")
 
 
-def cli(cwd: Path, *args: str, config: str | None = CONFIG_REL, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def read_state(config: Path) -> dict[str, Any]:
+    """The state file beside `config`, empty while there is none. It must always parse: the
+    engine writes it atomically, so a torn state file fails the test."""
+    path = state_path(config)
+    if not path.exists():
+        return {"jobs": {}, "running": {}}
+    return json.loads(path.read_bytes())
+
+
+# -- running the CLI ----------------------------------------------------------------------------
+
+
+def cli(cwd: Path, *args: str, config: str | None = CONFIG_REL, timeout: float = 60, env: dict[str, str] | None = None,
+        umask: int | None = None) -> subprocess.CompletedProcess:
     """`python -m insect_console [-c config] args...` in `cwd`, output captured as text."""
     argv = [PY, "-m", "insect_console"]
     if config is not None:
         argv += ["-c", config]
-    argv += list(args)
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        argv + list(args), cwd=cwd, capture_output=True, timeout=timeout, env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL, text=True, errors="replace",
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
+    )
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *needles: str, code: int = 2) -> str:
@@ -113,11 +110,12 @@ def assert_one_line_error(done: subprocess.CompletedProcess, *needles: str, code
     return lines[0]
 
 
-# -- waiting ---------------------------------------------------------------------------
+# -- waiting ------------------------------------------------------------------------------------
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> T:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    """Poll `predicate` until it returns something truthy (a liveness bound, never a timing
+    assertion) and return that; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -128,7 +126,7 @@ def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float 
         time.sleep(interval)
 
 
-# -- history and state files --------------------------------------------------------------
+# -- history ------------------------------------------------------------------------------------
 
 
 def history_records(log_dir: Path) -> list[dict[str, Any]]:
@@ -142,14 +140,6 @@ def history_records(log_dir: Path) -> list[dict[str, Any]]:
                 except ValueError:
                     pass
     return out
-
-
-def read_state(config_path: Path) -> dict[str, Any]:
-    path = config_path.with_name(config_path.stem + ".state.json")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"jobs": {}, "running": {}}
 
 
 def check_batch_result(record: dict[str, Any]) -> None:
@@ -231,6 +221,8 @@ def kill_processes(procs: Iterable[psutil.Process]) -> None:
 def leftover_guard(monkeypatch, timeout: float) -> Iterator[str]:
     """Tag every process started inside (through the environment); afterwards end and report
     any that is still there `timeout` seconds later. Shared by the engine and fault suites."""
+    import pytest
+
     tag = uuid.uuid4().hex
     monkeypatch.setenv(TAG_ENV, tag)
     yield tag
@@ -262,39 +254,100 @@ def end_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: floa
 
 
 class Daemon:
-    """`python -m insect_console -c CONFIG scheduler --no-ui` as a subprocess in its own session."""
+    """`python [python_args] -m insect_console -c CONFIG -l LEVEL scheduler --no-ui [extra_args]`
+    as a subprocess in `base`, in its own session; its stderr is collected by a thread.
 
-    def __init__(self, cwd: Path, config: str = CONFIG_REL, extra_args: Iterable[str] = (), python_args: Iterable[str] = ()) -> None:
-        self.cwd = cwd
-        self.log_path = cwd / f"daemon-{time.monotonic_ns()}.stderr"
-        self._log = open(self.log_path, "wb")
-        argv = [PY, *python_args, "-m", "insect_console", "-c", config, "scheduler", "--no-ui", *extra_args]
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+    stderr is read through a pipe (not a file), so the log survives a test that makes file
+    writes fail. `stop()` always ends the process (`sig`, then SIGKILL of its group) and returns
+    its exit code.
+    """
+
+    def __init__(self, base: Path, config: str = CONFIG_REL, env: dict[str, str] | None = None, level: str = "INFO",
+                 umask: int | None = None, extra_args: Iterable[str] = (), python_args: Iterable[str] = ()) -> None:
+        self.base = base
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            [PY, *python_args, "-m", "insect_console", "-c", config, "-l", level, "scheduler", "--no-ui", *extra_args],
+            cwd=base,
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=None if umask is None else (lambda: os.umask(umask)),
+        )
+        self.pid = self.proc.pid
+        self._reader = threading.Thread(target=self._read, name=f"daemon-{self.pid}-stderr", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stderr:
+            with self._cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
 
     @property
-    def pid(self) -> int:
-        return self.proc.pid
-
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """Everything the daemon wrote to stderr so far."""
+        with self._cond:
+            return "\n".join(self.lines)
 
-    def wait_log(self, text: str, timeout: float = 20.0) -> str:
-        def seen() -> bool:
-            if self.proc.poll() is not None and text not in self.log():
-                raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {text!r}:\n{self.log()}")
-            return text in self.log()
+    def count(self, needle: str) -> int:
+        """How many lines of the log contain `needle`."""
+        with self._cond:
+            return sum(needle in line for line in self.lines)
 
-        wait_for(seen, timeout, what=f"daemon log line {text!r}")
-        return self.log()
+    def wait_log(self, needle: str, n: int = 1, timeout: float = 30) -> str:
+        """Wait until `n` lines of the log contain `needle`; returns the log. Fails at once if the
+        daemon exits first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while sum(needle in line for line in self.lines) < n:
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {needle!r}:\n{self.log_tail()}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"daemon did not log {needle!r} {n} time(s) within {timeout} s:\n{self.log_tail()}")
+                self._cond.wait(min(left, 0.2))
+            return "\n".join(self.lines)
 
-    def wait_started(self) -> None:
-        self.wait_log("scheduler started")
+    def log_tail(self, n: int = 40) -> str:
+        with self._cond:
+            return "\n".join(self.lines[-n:])
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    def started(self, timeout: float = 30) -> "Daemon":
+        """Wait for "scheduler started" (its control socket is up by then); returns self."""
+        self.wait_log("scheduler started", timeout=timeout)
+        return self
+
+    def wait(self, timeout: float) -> int:
+        rc = self.proc.wait(timeout)
+        self._reader.join(5)
+        return rc
+
+    def kill9(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        self.wait(30)
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        """End the daemon whatever its state: `sig`, `timeout` seconds, then SIGKILL to its group.
+        Returns its exit code (None only if not even SIGKILL ended it)."""
         try:
             return end_process(self.proc, sig, timeout)
+        except subprocess.TimeoutExpired:
+            return None
         finally:
-            self._log.close()
+            if self.proc.stderr:
+                self._reader.join(5)
+                self.proc.stderr.close()
 
 
 def py_cmd(code: str, *args: str) -> str:

@@ -16,7 +16,8 @@ from insect_console.screens import HistoryScreen, OutputScreen
 from insect_console.screens.history import MAX_ROWS, PAGE
 from insect_console.widgets.output_view import MAX_LINES, FollowLog
 
-from .conftest import PY, fixed_stats, job, run, wait_for
+from helpers import PY, job
+from .conftest import fixed_stats, run, wait_until
 
 SIZE = (80, 24)
 
@@ -45,7 +46,7 @@ class LagMeter:
 def test_a_200000_line_burst_leaves_the_console_responsive(make_engine, tmp_path):
     script = tmp_path / "burst.py"
     script.write_text("import sys\nsys.stdout.write(''.join(f'burst line {i}\\n' for i in range(200_000)))\n")
-    engine = make_engine([job("burst", f"{PY} {script}")])
+    engine = make_engine([job("burst", f"{PY} {script}", "daily", "02:00")])
     app = create_app(engine, stats_provider=fixed_stats)
     messages: list[str] = []
 
@@ -58,12 +59,12 @@ def test_a_200000_line_burst_leaves_the_console_responsive(make_engine, tmp_path
             lag.start()
             started = time.monotonic()
             await pilot.press("r")
-            await wait_for(pilot, lambda: log.lines and log.lines[-1].startswith("── ✓ success"), timeout=60, what="the burst to end")
+            await wait_until(pilot, lambda: log.lines and log.lines[-1].startswith("── ✓ success"), timeout=60, what="the burst to end")
             took = time.monotonic() - started
             await pilot.press("home")
-            await wait_for(pilot, lambda: not log.following, what="following to pause")
+            await wait_until(pilot, lambda: not log.following, what="following to pause")
             await pilot.press("end")
-            await wait_for(pilot, lambda: log.following, what="following to resume")
+            await wait_until(pilot, lambda: log.following, what="following to resume")
             lag.stop()
             assert log.line_count <= MAX_LINES
             assert log.lines[-2] == "burst line 199999"
@@ -118,7 +119,7 @@ def _write_big_history(log_dir, days: int, per_day: int) -> int:
 
 def test_a_due_job_starts_on_time_while_a_year_of_history_loads(make_engine, tmp_path):
     total = _write_big_history(tmp_path / "logs", days=365, per_day=600)  # 219,000 records, ~70 MB
-    engine = make_engine([job("job0"), job("due", "true", "interval", "2s")])
+    engine = make_engine([job("job0", "true", "daily", "02:00"), job("due", "true", "interval", "2s")])
     due_at = engine.scheduler.next_run("due")
     starts: list[dt.datetime] = []
     engine.subscribe(lambda e: isinstance(e, RunStarted) and e.job_name == "due" and starts.append(dt.datetime.now()))
@@ -137,7 +138,7 @@ def test_a_due_job_starts_on_time_while_a_year_of_history_loads(make_engine, tmp
             while time.monotonic() < deadline:
                 await pilot.press("end")  # the cursor at the end loads the next page
                 await pilot.pause(0.05)
-            await wait_for(pilot, lambda: starts, what="the due run")
+            await wait_until(pilot, lambda: starts, what="the due run")
             for k, started in enumerate(starts):  # every run while the history was busy
                 late = (started - (due_at + dt.timedelta(seconds=2 * k))).total_seconds()
                 assert -0.05 < late < 0.5, f"run {k} started {late:.3f} s after its due time"

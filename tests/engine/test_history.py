@@ -16,7 +16,7 @@ from helpers import (
     cli,
     fast_settings,
     history_records,
-    job_toml,
+    job,
     wait_file_cmd,
     wait_for,
     write_config,
@@ -49,8 +49,8 @@ def log_dir(tmp_path):
     directory = tmp_path / "logs" / "batch"
     n = 0
     for day in DAYS:
-        for hour, job in zip((1, 2, 3), JOBS):
-            append_record(directory, record(job, dt.datetime.combine(day, dt.time(hour)), STATUS_CYCLE[n % 4], n))
+        for hour, name in zip((1, 2, 3), JOBS):
+            append_record(directory, record(name, dt.datetime.combine(day, dt.time(hour)), STATUS_CYCLE[n % 4], n))
             n += 1
     (directory / "notes.txt").write_text("not history\n")
     (directory / "batch_2024.jsonl").write_text('{"job_name": "x", "status": "success"}\n')  # not a daily file name
@@ -142,7 +142,7 @@ def test_a_missing_log_dir_is_empty_history(tmp_path):
 
 @pytest.fixture
 def project(tmp_path, log_dir):
-    write_config(tmp_path, job_toml("detect", "true"))
+    write_config(tmp_path, [job("detect", "true")])
     return tmp_path
 
 
@@ -184,7 +184,7 @@ def test_history_default_limit_is_20(tmp_path):
     directory = tmp_path / "logs" / "batch"
     for n in range(30):
         append_record(directory, record("detect", dt.datetime(2024, 3, 1, 0, n), n=n))
-    write_config(tmp_path, job_toml("detect", "true"))
+    write_config(tmp_path, [job("detect", "true")])
     done = cli_forked(tmp_path, "history", "--json")
     assert order(json.loads(line) for line in done.stdout.splitlines()) == list(range(29, 9, -1))
 
@@ -199,7 +199,7 @@ def test_history_counts_malformed_lines_on_stderr(project, log_dir):
 
 
 def test_history_with_no_runs(tmp_path):
-    write_config(tmp_path, job_toml("detect", "true"))
+    write_config(tmp_path, [job("detect", "true")])
     done = cli_forked(tmp_path, "history")
     assert (done.returncode, done.stdout.strip()) == (0, "no runs recorded")
     done = cli_forked(tmp_path, "history", "--job", "detect")
@@ -218,7 +218,7 @@ def test_history_errors(project, args, needle):
 def test_history_follows_the_log_dir_setting(tmp_path):
     directory = tmp_path / "var" / "runs"
     append_record(directory, record("detect", dt.datetime(2024, 3, 1, 1), n=0))
-    write_config(tmp_path, job_toml("detect", "true"), settings={"log_dir": "var/runs"})
+    write_config(tmp_path, [job("detect", "true")], settings={"log_dir": "var/runs"})
     done = cli_forked(tmp_path, "history", "--json")
     assert order(json.loads(line) for line in done.stdout.splitlines()) == [0]
 
@@ -229,12 +229,14 @@ def test_every_history_record_has_the_batch_result_fields(tmp_path, engines):
     release = tmp_path / "release"
     cfg = write_config(
         tmp_path,
-        job_toml("ok", "echo fine"),
-        job_toml("bad", "sh -c 'exit 3'"),
-        job_toml("slow", "sleep 300", timeout=1),
-        job_toml("missing", "no-such-program-for-insect-tests"),
-        job_toml("held", wait_file_cmd(release), "interval", "60"),
-        job_toml("long", "sleep 300"),
+        [
+            job("ok", "echo fine"),
+            job("bad", "sh -c 'exit 3'"),
+            job("slow", "sleep 300", timeout=1),
+            job("missing", "no-such-program-for-insect-tests"),
+            job("held", wait_file_cmd(release), "interval", "60"),
+            job("long", "sleep 300"),
+        ],
         settings=fast_settings(),
     )
     clock = ManualClock(dt.datetime(2024, 1, 1, 10, 0, 0))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from insect_console.engine import Engine
 
-from .kit import LOG_REL, PY, CONFIG_REL, Daemon, fast, job, note, read_state, wait_for, write_config
+from .kit import WAIT, LOG_REL, PY, CONFIG_REL, Daemon, fast, job, note, read_state, wait_for, write_config
 from .test_clock import StepClock
 
 
@@ -64,7 +64,7 @@ def test_size_cap_keeps_a_running_jobs_output(tmp_path: Path):
     engine.start()
     try:
         active = engine.run_now("big")
-        out = wait_for(lambda: active.output_file and Path(active.output_file).exists() and Path(active.output_file).stat().st_size == 2 * 2**20 and Path(active.output_file), what="2 MiB of output")
+        out = wait_for(lambda: active.output_file and Path(active.output_file).exists() and Path(active.output_file).stat().st_size == 2 * 2**20 and Path(active.output_file), timeout=WAIT, what="2 MiB of output")
         old = [_output(log_dir, today, f"old-{i}.log", 600_000, age_s=3600 - i) for i in range(3)]
         engine.prune_logs()
         assert out.exists() and out.stat().st_size == 2 * 2**20
@@ -89,7 +89,7 @@ def test_prune_keeps_the_output_of_a_run_in_another_process(tmp_path: Path):
                     return path
             return None
 
-        out = wait_for(running_output, what="a run in progress in another process")
+        out = wait_for(running_output, timeout=WAIT, what="a run in progress in another process")
         Engine(config, base_dir=tmp_path).prune_logs()
         assert out.exists()
         assert runner.wait(60) == 0
@@ -112,12 +112,12 @@ def test_prune_runs_daily(tmp_path: Path):
     engine = Engine(config, base_dir=tmp_path, clock=clock)
     engine.start()
     try:
-        wait_for(lambda: not older.exists(), what="the prune at start")
+        wait_for(lambda: not older.exists(), timeout=WAIT, what="the prune at start")
         assert yesterday.exists() and today.exists() and out_today.exists()
         for _ in range(40):  # 40 s: past midnight, and the loop wakes at least every 30 s
             clock.advance(1)
             time.sleep(0.01)
-        wait_for(lambda: not yesterday.exists() and not out_today.exists(), what="the daily prune")
+        wait_for(lambda: not yesterday.exists() and not out_today.exists(), timeout=WAIT, what="the daily prune")
         assert today.exists()
     finally:
         engine.stop(grace=0)
