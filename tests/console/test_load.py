@@ -9,6 +9,7 @@ import time
 
 from textual.widgets import DataTable
 
+from insect_console import records
 from insect_console.app import create_app
 from insect_console.events import RunStarted
 from insect_console.history import HistoryReader, history_file
@@ -79,23 +80,15 @@ def test_a_200000_line_burst_leaves_the_console_responsive(make_engine, tmp_path
 
 
 def _write_big_history(log_dir, days: int, per_day: int) -> int:
-    """`days` daily files of `per_day` records each, ending yesterday; returns the count."""
+    """`days` daily files of `per_day` records each, ending yesterday; returns the count.
+
+    One record made by the engine's own constructor is the %-template of every line (a
+    constructor call per record would make this slow to write, not the console to read)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    template = json.dumps(
-        {
-            "job_name": "job%(job)d",
-            "start_time": "%(when)s",
-            "end_time": "%(when)s",
-            "status": "%(status)s",
-            "output": "some output of the run " * 4,
-            "error": None,
-            "exit_code": 0,
-            "duration_s": 1234.5,
-            "trigger": "schedule",
-            "output_file": None,
-            "run_id": "%(day)s-%(i)d",
-        }
-    ).replace("1234.5", "%(duration).1f")
+    at = dt.datetime(2000, 1, 1)
+    shape = records.finished("job%(job)d", start=at, end=at, status="%(status)s", output="some output of the run " * 4,
+                             exit_code=0, duration_s=1234.5, run_id="%(day)s-%(i)d")
+    template = json.dumps(shape).replace(json.dumps(records.iso(at)), '"%(when)s"').replace("1234.5", "%(duration).1f")
     today = dt.date.today()
     for back in range(days, 0, -1):
         day = today - dt.timedelta(days=back)
@@ -105,7 +98,7 @@ def _write_big_history(log_dir, days: int, per_day: int) -> int:
             template
             % {
                 "job": i % 5,
-                "when": (start + dt.timedelta(seconds=i * step)).isoformat(timespec="milliseconds"),
+                "when": records.iso(start + dt.timedelta(seconds=i * step)),
                 "status": "success" if i % 13 else "error",
                 "duration": 0.5 + (i % 7) / 10,
                 "day": f"{day:%Y%m%d}",

@@ -24,23 +24,17 @@ from helpers import (
 from insect_console.clock import ManualClock
 from insect_console.events import RunFinished, RunSkipped
 from insect_console.history import HistoryQuery, HistoryReader, append_record, history_file, reverse_lines
+from insect_console.records import finished
 
 DAYS = [dt.date(2024, 3, 1), dt.date(2024, 3, 2), dt.date(2024, 3, 4)]
 JOBS = ["detect", "analyse", "backup"]
 STATUS_CYCLE = ["success", "error", "success", "timeout"]
 
 
-def record(job: str, when: dt.datetime, status: str = "success", n: int = 0) -> dict:
-    return {
-        "job_name": job,
-        "start_time": when.isoformat(timespec="milliseconds"),
-        "end_time": (when + dt.timedelta(seconds=2)).isoformat(timespec="milliseconds"),
-        "status": status,
-        "output": f"run {n}\n",
-        "error": None if status == "success" else f"{status} #{n}",
-        "duration_s": 2.0,
-        "trigger": "schedule",
-    }
+def record(name: str, when: dt.datetime, status: str = "success", n: int = 0) -> dict:
+    """A two-second run's record, made by the engine's own constructor; `n` marks its output."""
+    return finished(name, start=when, end=when + dt.timedelta(seconds=2), status=status, output=f"run {n}\n",
+                    error=None if status == "success" else f"{status} #{n}", duration_s=2.0)
 
 
 @pytest.fixture
@@ -53,7 +47,7 @@ def log_dir(tmp_path):
             append_record(directory, record(name, dt.datetime.combine(day, dt.time(hour)), STATUS_CYCLE[n % 4], n))
             n += 1
     (directory / "notes.txt").write_text("not history\n")
-    (directory / "batch_2024.jsonl").write_text('{"job_name": "x", "status": "success"}\n')  # not a daily file name
+    (directory / "batch_2024.jsonl").write_text(json.dumps(record("x", dt.datetime(2024, 3, 1, 4))) + "\n")  # not a daily file name
     return directory
 
 

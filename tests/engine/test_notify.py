@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import shlex
@@ -12,6 +13,7 @@ import pytest
 from helpers import PY, job, py_cmd, read_state, write_config
 from insect_console.events import Notification
 from insect_console.notify import next_streak, notification_for
+from insect_console.records import finished
 
 NOTIFY_SCRIPT = """\
 import json, os, sys
@@ -167,5 +169,7 @@ def test_next_streak(previous, status, current):
      (3, 0, "success", "recovered"), (2, 0, "success", None), (0, 0, "success", None), (3, 3, "interrupted", None)],
 )
 def test_notification_for(previous, current, status, kind):
-    note = notification_for("j", previous, current, 3, {"status": status, "error": "boom" if status != "success" else None})
+    at = dt.datetime(2026, 3, 14, 2, 0)
+    record = finished("j", start=at, end=at, status=status, error="boom" if status != "success" else None)
+    note = notification_for("j", previous, current, 3, record)
     assert (note.kind if note else None) == kind

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from insect_console import records
 from insect_console.config import ConfigStore
 from insect_console.engine import Engine
 from insect_console.errors import ConfigError
@@ -181,11 +183,11 @@ def test_corrupt_state_reported_by_the_cli(tmp_path: Path, kind: str):
 # -- malformed history lines -------------------------------------------------------------------
 
 
-def _record(name: str, n: int, status: str = "success") -> dict:
-    return {
-        "job_name": name, "start_time": f"2026-01-02T03:04:{n:02d}.000+00:00", "end_time": f"2026-01-02T03:04:{n:02d}.500+00:00",
-        "status": status, "output": f"out {n} é", "error": None if status == "success" else "exit status 1", "run_id": f"r{n}",
-    }
+def _record(name: str, n: int, status: str = "success", run_id: str | None = None) -> dict:
+    """A half-second run on 2026-01-02, made by the engine's own constructor."""
+    start = dt.datetime(2026, 1, 2, 3, 4, n)
+    return records.finished(name, start=start, end=start + dt.timedelta(seconds=0.5), status=status, output=f"out {n} é",
+                            error=None if status == "success" else "exit status 1", run_id=run_id or f"r{n}")
 
 
 MALFORMED = [
@@ -259,8 +261,6 @@ def test_append_after_a_truncated_last_line_keeps_the_new_record(tmp_path: Path)
     log_dir = tmp_path / LOG_REL
     _write_history(log_dir, truncated_tail=True)
     note(faults_injected=1)
-    new = _record("tick", 59)
-    new["run_id"] = "after-power-cut"
-    append_record(log_dir, new)
+    append_record(log_dir, _record("tick", 59, run_id="after-power-cut"))
     got = HistoryReader(log_dir).latest(HistoryQuery(limit=1))
     assert got and got[0]["run_id"] == "after-power-cut"

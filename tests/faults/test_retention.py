@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import time
 from pathlib import Path
 
+from insect_console import records
 from insect_console.engine import Engine
 
 from .kit import WAIT, LOG_REL, PY, CONFIG_REL, Daemon, fast, job, note, read_state, wait_for, write_config
@@ -16,7 +18,8 @@ from .test_clock import StepClock
 
 def _history(log_dir: Path, day: dt.date) -> Path:
     path = log_dir / f"batch_{day:%Y%m%d}.jsonl"
-    path.write_text('{"job_name": "x", "status": "success"}\n')
+    start = dt.datetime.combine(day, dt.time(12))
+    path.write_text(json.dumps(records.finished("x", start=start, end=start, status="success")) + "\n")
     return path
 
 
