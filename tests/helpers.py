@@ -86,17 +86,34 @@ def read_state(config: Path) -> dict[str, Any]:
 # -- running the CLI ----------------------------------------------------------------------------
 
 
+def cli_argv(*args: str, config: str | None = CONFIG_REL) -> list[str]:
+    """`python -m insect_console [-c config] args...`"""
+    return [PY, "-m", "insect_console", *(["-c", config] if config is not None else []), *args]
+
+
 def cli(cwd: Path, *args: str, config: str | None = CONFIG_REL, timeout: float = 60, env: dict[str, str] | None = None,
         umask: int | None = None) -> subprocess.CompletedProcess:
     """`python -m insect_console [-c config] args...` in `cwd`, output captured as text."""
-    argv = [PY, "-m", "insect_console"]
-    if config is not None:
-        argv += ["-c", config]
     return subprocess.run(
-        argv + list(args), cwd=cwd, capture_output=True, timeout=timeout, env={**os.environ, **(env or {})},
+        cli_argv(*args, config=config), cwd=cwd, capture_output=True, timeout=timeout, env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL, text=True, errors="replace",
         preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )
+
+
+@contextlib.contextmanager
+def cli_process(cwd: Path, *args: str, config: str | None = CONFIG_REL, **popen: Any) -> Iterator[subprocess.Popen]:
+    """`python -m insect_console [-c config] args...` started in `cwd` in its own session, for the
+    block to talk to or signal (`popen` goes to Popen: stdout=subprocess.PIPE...). One still
+    running when the block ends is killed with its process group."""
+    proc = subprocess.Popen(cli_argv(*args, config=config), cwd=cwd, start_new_session=True, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *needles: str, code: int = 2) -> str:
@@ -113,17 +130,29 @@ def assert_one_line_error(done: subprocess.CompletedProcess, *needles: str, code
 # -- waiting ------------------------------------------------------------------------------------
 
 
+class Deadline:
+    """The limit of one wait: `check(predicate)` is predicate()'s value, and fails once `timeout`
+    seconds have passed without a truthy one. Shared by `wait_for` and the console suite's
+    async `wait_until`, which differ only in how they pause between looks."""
+
+    def __init__(self, timeout: float, what: str) -> None:
+        self.timeout, self.what = timeout, what
+        self.at = time.monotonic() + timeout
+
+    def check(self, predicate: Callable[[], T]) -> T:
+        value = predicate()
+        if not value and time.monotonic() > self.at:
+            raise AssertionError(f"timed out after {self.timeout} s waiting for {self.what}")
+        return value
+
+
 def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> T:
     """Poll `predicate` until it returns something truthy (a liveness bound, never a timing
     assertion) and return that; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    deadline = Deadline(timeout, what)
+    while not (value := deadline.check(predicate)):
         time.sleep(interval)
+    return value
 
 
 # -- history ------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from helpers import fast_settings, job, write_config
+from helpers import Deadline, fast_settings, job, write_config
 from insect_console import history, records
 from insect_console.clock import ManualClock
 from insect_console.engine import Engine
@@ -77,14 +77,10 @@ def run(coro: Awaitable[Any]) -> Any:
 async def wait_until(pilot, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     """Let the app run (pilot.pause) until `predicate()` is truthy; fail after `timeout` seconds.
     The async counterpart of helpers.wait_for, which blocks."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+    deadline = Deadline(timeout, what)
+    while not (value := deadline.check(predicate)):
         await pilot.pause(0.05)
+    return value
 
 
 async def settle(pilot, timeout: float = 10.0) -> str:

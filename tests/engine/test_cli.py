@@ -13,10 +13,10 @@ import pytest
 from forkserver import cli_forked
 from helpers import (
     CONFIG_REL,
-    PY,
     assert_one_line_error,
     check_batch_result,
     cli,
+    cli_process,
     history_records,
     is_alive,
     job,
@@ -418,9 +418,7 @@ def test_run_job_timeout_exit_124(tmp_path, runnable):
 
 
 def test_run_job_exit_75_while_another_run_holds_the_job(tmp_path, runnable):
-    first = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "held"], cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with cli_process(tmp_path, "run-job", "held", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as first:
         wait_for(lambda: any(e.get("job_name") == "held" for e in read_state(runnable)["running"].values()),
                  what="the first run to be entered as running")
         second = cli(tmp_path, "run-job", "held")
@@ -428,10 +426,6 @@ def test_run_job_exit_75_while_another_run_holds_the_job(tmp_path, runnable):
         assert cli(tmp_path, "run-job", "--local", "held").returncode == 75
         (tmp_path / "release").touch()
         out, err = first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait()
     assert first.returncode == 0, err
     assert out == "released\n"
     assert [r["status"] for r in history_records(tmp_path / "logs" / "batch")] == ["success"]
@@ -440,19 +434,15 @@ def test_run_job_exit_75_while_another_run_holds_the_job(tmp_path, runnable):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_run_job_interrupted_ends_its_job_and_records_it(tmp_path, sig):
     cfg = write_config(tmp_path, [job("long", "sh -c 'echo started; sleep 300'")], settings={"kill_grace": 1})
-    proc = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "long"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     run_id = None
     try:
-        run_id, info = wait_for(lambda: next(((k, e) for k, e in read_state(cfg)["running"].items() if e.get("pid")), None),
-                                what="the run's pid in the state")
-        os.kill(proc.pid, sig)
-        proc.communicate(timeout=30)
-        leftovers = run_survivors(run_id)
+        with cli_process(tmp_path, "run-job", "long", stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+            run_id, info = wait_for(lambda: next(((k, e) for k, e in read_state(cfg)["running"].items() if e.get("pid")), None),
+                                    what="the run's pid in the state")
+            os.kill(proc.pid, sig)
+            proc.communicate(timeout=30)
+            leftovers = run_survivors(run_id)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         if run_id is not None:
             kill_processes(run_survivors(run_id))
     assert proc.returncode != 0
@@ -464,14 +454,13 @@ def test_run_job_interrupted_ends_its_job_and_records_it(tmp_path, sig):
 
 def test_a_run_job_killed_with_sigkill_is_not_shown_running_forever(tmp_path):
     cfg = write_config(tmp_path, [job("long", "sleep 300"), job("quick", "true")])
-    proc = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "long"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        run_id, entry = wait_for(lambda: next(((k, e) for k, e in read_state(cfg)["running"].items() if e.get("pid")), None),
-                                 what="the run's pid in the state")
-    finally:
-        proc.kill()                                   # the OOM killer takes run-job ...
-        proc.communicate()
+    with cli_process(tmp_path, "run-job", "long", stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            run_id, entry = wait_for(lambda: next(((k, e) for k, e in read_state(cfg)["running"].items() if e.get("pid")), None),
+                                     what="the run's pid in the state")
+        finally:
+            proc.kill()                               # the OOM killer takes run-job ...
+            proc.communicate()
     os.kill(entry["pid"], signal.SIGKILL)             # ... and its job
     wait_for(lambda: not is_alive(entry["pid"]), what="the job to die")
     assert cli_forked(tmp_path, "run-job", "quick").returncode == 0

@@ -16,6 +16,7 @@ from helpers import (
     assert_one_line_error,
     check_batch_result,
     cli,
+    cli_process,
     fast_settings,
     history_records,
     is_alive,
@@ -188,18 +189,12 @@ def test_run_job_exit_75_while_the_daemon_runs_the_job(tmp_path, daemons):
     cfg = write_config(tmp_path, [job("held", wait_file_cmd(release, "done"), "daily", "02:00")], settings=fast_settings())
     d = daemons(tmp_path)
     d.started()
-    first = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "held"], cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with cli_process(tmp_path, "run-job", "held", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as first:
         wait_for(lambda: running_entry(cfg, "held"), what="the daemon to run the job")
         assert_one_line_error(cli_forked(tmp_path, "run-job", "held"), "held", code=75)
         assert cli_forked(tmp_path, "run-job", "--local", "held").returncode == 75   # the per-job lock is shared
         release.touch()
         out, err = first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait()
     assert first.returncode == 0, err
     assert out == "done\n"
     assert d.stop() == 0
@@ -210,17 +205,11 @@ def test_run_job_interrupted_while_the_daemon_runs_it(tmp_path, daemons, sig):
     cfg = write_config(tmp_path, [job("long", "sh -c 'echo started; sleep 300'", "daily", "02:00")], settings=fast_settings())
     d = daemons(tmp_path)
     d.started()
-    proc = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "long"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
+    with cli_process(tmp_path, "run-job", "long", stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         run_id, entry = wait_for(lambda: running_entry(cfg, "long"), what="the daemon to run the job")
         wait_for(lambda: os.path.exists(entry["output_file"]) and open(entry["output_file"]).read(), what="the job's first line")
         os.kill(proc.pid, sig)
         proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode != 0
     wait_for(lambda: records(tmp_path, "long"), what="the run's record")
     assert run_survivors(run_id) == []

@@ -23,6 +23,7 @@ from helpers import (
     Daemon,
     assert_one_line_error,
     cli,
+    cli_process,
     describe,
     fast_settings as fast,
     is_alive as alive,
@@ -38,7 +39,7 @@ from helpers import (
 
 __all__ = [
     # re-exported from helpers
-    "CONFIG_REL", "LOG_REL", "PY", "Daemon", "assert_one_line_error", "cli", "describe", "fast", "alive", "job", "kill_all",
+    "CONFIG_REL", "LOG_REL", "PY", "Daemon", "assert_one_line_error", "cli", "cli_process", "describe", "fast", "alive", "job", "kill_all",
     "processes_with_env", "read_state", "run_processes", "state_path", "wait_for", "write_config",
     # this suite's own
     "TAG_ENV", "WAIT", "CLI_TIMEOUT", "FIGURES", "note", "history_files", "strict_records", "output_files", "lost_records",

@@ -12,7 +12,7 @@ from pathlib import Path
 from insect_console import records
 from insect_console.engine import Engine
 
-from .kit import WAIT, LOG_REL, PY, CONFIG_REL, Daemon, fast, job, note, read_state, wait_for, write_config
+from .kit import WAIT, LOG_REL, Daemon, cli_process, fast, job, note, read_state, wait_for, write_config
 from .test_clock import StepClock
 
 
@@ -83,8 +83,7 @@ def test_size_cap_keeps_a_running_jobs_output(tmp_path: Path):
 def test_prune_keeps_the_output_of_a_run_in_another_process(tmp_path: Path):
     """A `run-job --local` in progress is protected through the state file."""
     config = write_config(tmp_path, [job("big", "head -c 2M /dev/zero; sleep 3", shell=True)], settings=fast(output_max_mb=1))
-    runner = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "--local", "big"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with cli_process(tmp_path, "run-job", "--local", "big", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as runner:
         def running_output():
             for entry in read_state(config)["running"].values():
                 path = Path(entry.get("output_file") or "/nonexistent")
@@ -96,10 +95,6 @@ def test_prune_keeps_the_output_of_a_run_in_another_process(tmp_path: Path):
         Engine(config, base_dir=tmp_path).prune_logs()
         assert out.exists()
         assert runner.wait(60) == 0
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
     note(faults_injected=1, runs_recorded=1)
 
 
