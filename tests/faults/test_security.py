@@ -144,17 +144,9 @@ BAD_NAMES = [
 ]
 
 
-def _write_raw_config(base: Path, name: str) -> Path:
-    config = base / CONFIG_REL
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f'[[jobs]]\nname = {json.dumps(name)}\ncommand = "touch escaped"\nschedule_type = "interval"\nschedule_time = "1"\n')
-    os.chmod(config, 0o600)
-    return config
-
-
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
 def test_hand_edited_bad_job_name_refused(tmp_path: Path, name: str, monkeypatch, capsys):
-    _write_raw_config(tmp_path, name)
+    write_config(tmp_path, [job(name, "touch escaped", "interval", "1")])  # as hand-edited: no CLI would write it
     note(faults_injected=1)
     before = sorted(p.name for p in tmp_path.rglob("*"))
     for argv in (["list"], ["run-job", name], ["cron", name]):
@@ -166,7 +158,7 @@ def test_hand_edited_bad_job_name_refused(tmp_path: Path, name: str, monkeypatch
 
 
 def test_daemon_refuses_a_name_that_escapes(tmp_path: Path):
-    _write_raw_config(tmp_path, "../../x")
+    write_config(tmp_path, [job("../../x", "touch escaped", "interval", "1")])
     assert_one_line_error(cli(tmp_path, "scheduler", "--no-ui", timeout=CLI_TIMEOUT), "name")
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "logs").exists()
 
