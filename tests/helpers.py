@@ -50,8 +50,11 @@ def job(name: str, command: str = "true", schedule_type: str = "interval", sched
 
 def write_config(base: Path, jobs: Iterable[dict[str, Any]] = (), settings: dict[str, Any] | None = None, rel: str = CONFIG_REL) -> Path:
     """A private TOML config (file 0600, its directory 0700) at `base / rel`, written with tomli_w
-    as a person would write it; returns its path. Hand-written text (comments, broken TOML) is
-    for the tests that need it to write themselves."""
+    as a person would write it; returns its path. `rel` places it elsewhere than config/.
+
+    tomli_w puts jobs that fit on one line into an inline `jobs = [...]` array, where the engine
+    names no line for a bad job; a test of line numbers, comments or broken TOML writes its own
+    text."""
     path = base / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
