@@ -1,6 +1,9 @@
-"""Shared helpers for the engine, daemon and CLI tests.
+"""The one set of builders and helpers of every test suite: the engine suite (tests/engine),
+the console suite (tests/console) and the fault suite (tests/faults, through its kit.py).
 
-Everything here uses real files and real processes. Nothing in insect_console is mocked.
+Everything here uses real files and real processes; nothing in insect_console is mocked.
+Nothing here imports pytest when the module is imported (only `leftover_guard` needs it, and
+imports it when called), so a benchmark script can use these builders too.
 """
 
 from __future__ import annotations
@@ -9,20 +12,18 @@ import contextlib
 import datetime as dt
 import json
 import os
-import select
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import psutil
-import pytest
+import tomli_w
 
 PY = sys.executable
 TAG_ENV = "INSECT_TEST_TAG"
@@ -31,78 +32,91 @@ RUN_MARKER_ENV = "INSECT_CONSOLE_RUN"
 """The engine's own per-run marker (see proctree.py); read here independently with psutil."""
 
 CONFIG_REL = "config/batch_config.toml"
+LOG_REL = "logs/batch"
+"""Where the history goes by default, relative to the base directory."""
 BATCH_RESULT_FIELDS = ("job_name", "start_time", "end_time", "status", "output", "error")
 STATUSES = {"success", "error", "timeout", "interrupted", "skipped"}
 
 T = TypeVar("T")
 
 
-# -- config text ------------------------------------------------------------------
+# -- config -----------------------------------------------------------------------------------
 
 
-def toml_str(value: str) -> str:
-    """A TOML basic string (JSON string syntax is valid TOML for these texts)."""
-    return json.dumps(value, ensure_ascii=False)
+def job(name: str, command: str = "true", schedule_type: str = "interval", schedule_time: str = "3600", **extra: Any) -> dict[str, Any]:
+    """One job as the config holds it (a `[[jobs]]` table); `extra` adds fields (timeout=1, shell=True...)."""
+    return {"name": name, "command": command, "schedule_type": schedule_type, "schedule_time": schedule_time, **extra}
 
 
-def job_toml(name: str, command: str, schedule_type: str = "interval", schedule_time: str = "3600", **extra: Any) -> str:
-    """One `[[jobs]]` table as TOML text."""
-    lines = [
-        "[[jobs]]",
-        f"name = {toml_str(name)}",
-        f"command = {toml_str(command)}",
-        f"schedule_type = {toml_str(schedule_type)}",
-        f"schedule_time = {toml_str(schedule_time)}",
-    ]
-    for key, value in extra.items():
-        if isinstance(value, bool):
-            lines.append(f"{key} = {'true' if value else 'false'}")
-        elif isinstance(value, int):
-            lines.append(f"{key} = {value}")
-        elif isinstance(value, dict):
-            inner = ", ".join(f"{k} = {toml_str(v)}" for k, v in value.items())
-            lines.append(f"{key} = {{ {inner} }}")
-        else:
-            lines.append(f"{key} = {toml_str(value)}")
-    return "\n".join(lines) + "\n"
+def write_config(base: Path, jobs: Iterable[dict[str, Any]] = (), settings: dict[str, Any] | None = None, rel: str = CONFIG_REL) -> Path:
+    """A private TOML config (file 0600, its directory 0700) at `base / rel`, written with tomli_w
+    as a person would write it; returns its path. `rel` places it elsewhere than config/.
 
-
-def settings_toml(**settings: Any) -> str:
-    if not settings:
-        return ""
-    lines = ["[settings]"]
-    for key, value in settings.items():
-        lines.append(f"{key} = {value if isinstance(value, int) else toml_str(value)}")
-    return "\n".join(lines) + "\n\n"
-
-
-def write_config(base: Path, *jobs: str, settings: dict[str, Any] | None = None, rel: str = CONFIG_REL) -> Path:
-    """Write a TOML config made of `settings` and the `[[jobs]]` texts; returns its path."""
+    tomli_w puts jobs that fit on one line into an inline `jobs = [...]` array, where the engine
+    names no line for a bad job; a test of line numbers, comments or broken TOML writes its own
+    text."""
     path = base / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(settings_toml(**(settings or {})) + "\n".join(jobs))
+    os.chmod(path.parent, 0o700)
+    doc: dict[str, Any] = {}
+    if settings:
+        doc["settings"] = settings
+    doc["jobs"] = list(jobs)
+    path.write_text(tomli_w.dumps(doc))
+    os.chmod(path, 0o600)
     return path
 
 
 def fast_settings(**more: Any) -> dict[str, Any]:
-    """Short graces so stopping and killing never makes a test wait long."""
-    base = {"kill_grace": 1, "shutdown_grace": 2}
-    base.update(more)
-    return base
+    """Settings with short graces, so stopping and killing never makes a test wait long."""
+    return {"kill_grace": 1, "shutdown_grace": 2, **more}
 
 
-# -- running the CLI ------------------------------------------------------------------
+def state_path(config: Path) -> Path:
+    """The state file beside `config`."""
+    return config.with_name(config.stem + ".state.json")
 
 
-def cli(cwd: Path, *args: str, config: str | None = CONFIG_REL, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def read_state(config: Path) -> dict[str, Any]:
+    """The state file beside `config`, empty while there is none. It must always parse: the
+    engine writes it atomically, so a torn state file fails the test."""
+    path = state_path(config)
+    if not path.exists():
+        return {"jobs": {}, "running": {}}
+    return json.loads(path.read_bytes())
+
+
+# -- running the CLI ----------------------------------------------------------------------------
+
+
+def cli_argv(*args: str, config: str | None = CONFIG_REL) -> list[str]:
+    """`python -m insect_console [-c config] args...`"""
+    return [PY, "-m", "insect_console", *(["-c", config] if config is not None else []), *args]
+
+
+def cli(cwd: Path, *args: str, config: str | None = CONFIG_REL, timeout: float = 60, env: dict[str, str] | None = None,
+        umask: int | None = None) -> subprocess.CompletedProcess:
     """`python -m insect_console [-c config] args...` in `cwd`, output captured as text."""
-    argv = [PY, "-m", "insect_console"]
-    if config is not None:
-        argv += ["-c", config]
-    argv += list(args)
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        cli_argv(*args, config=config), cwd=cwd, capture_output=True, timeout=timeout, env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL, text=True, errors="replace",
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
+    )
+
+
+@contextlib.contextmanager
+def cli_process(cwd: Path, *args: str, config: str | None = CONFIG_REL, **popen: Any) -> Iterator[subprocess.Popen]:
+    """`python -m insect_console [-c config] args...` started in `cwd` in its own session, for the
+    block to talk to or signal (`popen` goes to Popen: stdout=subprocess.PIPE...). One still
+    running when the block ends is killed with its process group."""
+    proc = subprocess.Popen(cli_argv(*args, config=config), cwd=cwd, start_new_session=True, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *needles: str, code: int = 2) -> str:
@@ -116,22 +130,35 @@ def assert_one_line_error(done: subprocess.CompletedProcess, *needles: str, code
     return lines[0]
 
 
-# -- waiting ---------------------------------------------------------------------------
+# -- waiting ------------------------------------------------------------------------------------
+
+
+class Deadline:
+    """The limit of one wait: `check(predicate)` is predicate()'s value, and fails once `timeout`
+    seconds have passed without a truthy one. Shared by `wait_for` and the console suite's
+    async `wait_until`, which differ only in how they pause between looks."""
+
+    def __init__(self, timeout: float, what: str) -> None:
+        self.timeout, self.what = timeout, what
+        self.at = time.monotonic() + timeout
+
+    def check(self, predicate: Callable[[], T]) -> T:
+        value = predicate()
+        if not value and time.monotonic() > self.at:
+            raise AssertionError(f"timed out after {self.timeout} s waiting for {self.what}")
+        return value
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> T:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    """Poll `predicate` until it returns something truthy (a liveness bound, never a timing
+    assertion) and return that; fail after `timeout` seconds."""
+    deadline = Deadline(timeout, what)
+    while not (value := deadline.check(predicate)):
         time.sleep(interval)
+    return value
 
 
-# -- history and state files --------------------------------------------------------------
+# -- history ------------------------------------------------------------------------------------
 
 
 def history_records(log_dir: Path) -> list[dict[str, Any]]:
@@ -145,14 +172,6 @@ def history_records(log_dir: Path) -> list[dict[str, Any]]:
                 except ValueError:
                     pass
     return out
-
-
-def read_state(config_path: Path) -> dict[str, Any]:
-    path = config_path.with_name(config_path.stem + ".state.json")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"jobs": {}, "running": {}}
 
 
 def check_batch_result(record: dict[str, Any]) -> None:
@@ -234,6 +253,8 @@ def kill_processes(procs: Iterable[psutil.Process]) -> None:
 def leftover_guard(monkeypatch, timeout: float) -> Iterator[str]:
     """Tag every process started inside (through the environment); afterwards end and report
     any that is still there `timeout` seconds later. Shared by the engine and fault suites."""
+    import pytest
+
     tag = uuid.uuid4().hex
     monkeypatch.setenv(TAG_ENV, tag)
     yield tag
@@ -265,39 +286,100 @@ def end_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: floa
 
 
 class Daemon:
-    """`python -m insect_console -c CONFIG scheduler --no-ui` as a subprocess in its own session."""
+    """`python [python_args] -m insect_console -c CONFIG -l LEVEL scheduler --no-ui [extra_args]`
+    as a subprocess in `base`, in its own session; its stderr is collected by a thread.
 
-    def __init__(self, cwd: Path, config: str = CONFIG_REL, extra_args: Iterable[str] = (), python_args: Iterable[str] = ()) -> None:
-        self.cwd = cwd
-        self.log_path = cwd / f"daemon-{time.monotonic_ns()}.stderr"
-        self._log = open(self.log_path, "wb")
-        argv = [PY, *python_args, "-m", "insect_console", "-c", config, "scheduler", "--no-ui", *extra_args]
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+    stderr is read through a pipe (not a file), so the log survives a test that makes file
+    writes fail. `stop()` always ends the process (`sig`, then SIGKILL of its group) and returns
+    its exit code.
+    """
+
+    def __init__(self, base: Path, config: str = CONFIG_REL, env: dict[str, str] | None = None, level: str = "INFO",
+                 umask: int | None = None, extra_args: Iterable[str] = (), python_args: Iterable[str] = ()) -> None:
+        self.base = base
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            [PY, *python_args, "-m", "insect_console", "-c", config, "-l", level, "scheduler", "--no-ui", *extra_args],
+            cwd=base,
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=None if umask is None else (lambda: os.umask(umask)),
+        )
+        self.pid = self.proc.pid
+        self._reader = threading.Thread(target=self._read, name=f"daemon-{self.pid}-stderr", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stderr:
+            with self._cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
 
     @property
-    def pid(self) -> int:
-        return self.proc.pid
-
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """Everything the daemon wrote to stderr so far."""
+        with self._cond:
+            return "\n".join(self.lines)
 
-    def wait_log(self, text: str, timeout: float = 20.0) -> str:
-        def seen() -> bool:
-            if self.proc.poll() is not None and text not in self.log():
-                raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {text!r}:\n{self.log()}")
-            return text in self.log()
+    def count(self, needle: str) -> int:
+        """How many lines of the log contain `needle`."""
+        with self._cond:
+            return sum(needle in line for line in self.lines)
 
-        wait_for(seen, timeout, what=f"daemon log line {text!r}")
-        return self.log()
+    def wait_log(self, needle: str, n: int = 1, timeout: float = 30) -> str:
+        """Wait until `n` lines of the log contain `needle`; returns the log. Fails at once if the
+        daemon exits first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while sum(needle in line for line in self.lines) < n:
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {needle!r}:\n{self.log_tail()}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"daemon did not log {needle!r} {n} time(s) within {timeout} s:\n{self.log_tail()}")
+                self._cond.wait(min(left, 0.2))
+            return "\n".join(self.lines)
 
-    def wait_started(self) -> None:
-        self.wait_log("scheduler started")
+    def log_tail(self, n: int = 40) -> str:
+        with self._cond:
+            return "\n".join(self.lines[-n:])
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    def started(self, timeout: float = 30) -> "Daemon":
+        """Wait for "scheduler started" (its control socket is up by then); returns self."""
+        self.wait_log("scheduler started", timeout=timeout)
+        return self
+
+    def wait(self, timeout: float) -> int:
+        rc = self.proc.wait(timeout)
+        self._reader.join(5)
+        return rc
+
+    def kill9(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        self.wait(30)
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        """End the daemon whatever its state: `sig`, `timeout` seconds, then SIGKILL to its group.
+        Returns its exit code (None only if not even SIGKILL ended it)."""
         try:
             return end_process(self.proc, sig, timeout)
+        except subprocess.TimeoutExpired:
+            return None
         finally:
-            self._log.close()
+            if self.proc.stderr:
+                self._reader.join(5)
+                self.proc.stderr.close()
 
 
 def py_cmd(code: str, *args: str) -> str:
@@ -309,112 +391,3 @@ def wait_file_cmd(path: Path, then: str = "") -> str:
     """A job command that waits until `path` exists (then prints `then`): a run that ends on cue."""
     code = f"import os,sys,time\nwhile not os.path.exists({str(path)!r}): time.sleep(0.05)\nprint({then!r})"
     return py_cmd(code)
-
-
-# -- a fork server for the CLI's table tests ---------------------------------------------------------------
-#
-# Every `cli_forked` call is a real process of its own (forked from a server that has already
-# imported insect_console.cli), with its own cwd, environment, stdin from /dev/null and stdout /
-# stderr on files, running exactly what `python -m insect_console ARGS` runs: sys.exit(main(ARGS)),
-# tracebacks and exit codes included. It only skips the ~0.25 s interpreter start and imports,
-# which keeps the long tables of error cases fast. The happy paths use `cli` (`python -m`).
-
-_SERVER_CODE = r"""
-import importlib, json, os, sys
-import insect_console.cli as cli_module
-for name in ("engine", "daemon", "integrations", "history", "config", "jobs", "state", "control", "notify"):
-    try:  # what the commands import lazily
-        importlib.import_module("insect_console." + name)
-    except ImportError:
-        pass
-
-def reply(obj):
-    os.write(1, (json.dumps(obj) + "\n").encode())
-
-for line in sys.stdin:
-    req = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        os.setsid()
-        os.chdir(req["cwd"])
-        os.environ.clear()
-        os.environ.update(req["env"])
-        for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, req["stdout"], os.O_WRONLY), (2, req["stderr"], os.O_WRONLY)):
-            new = os.open(path, flags)
-            os.dup2(new, fd)
-            os.close(new)
-        sys.exit(cli_module.main(req["argv"]))
-    reply({"pid": pid})
-    reply({"code": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])})
-"""
-
-
-class _ForkServer:
-    def __init__(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k != TAG_ENV}
-        self.proc = subprocess.Popen([PY, "-c", _SERVER_CODE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                     start_new_session=True, cwd="/")
-        self._buf = b""
-
-    def _read_reply(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                raise TimeoutError
-            data = os.read(self.proc.stdout.fileno(), 65536)
-            if not data:
-                raise RuntimeError("the CLI fork server died")
-            self._buf += data
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def run(self, cwd: Path, argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-        out_dir = Path(tempfile.mkdtemp(prefix="insect-cli-"))
-        try:
-            stdout, stderr = out_dir / "stdout", out_dir / "stderr"
-            stdout.touch()
-            stderr.touch()
-            request = {"cwd": str(cwd), "argv": argv, "env": env, "stdout": str(stdout), "stderr": str(stderr)}
-            self.proc.stdin.write((json.dumps(request) + "\n").encode())
-            self.proc.stdin.flush()
-            pid = self._read_reply(30)["pid"]
-            try:
-                code = self._read_reply(timeout)["code"]
-            except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
-                self._read_reply(30)
-                raise subprocess.TimeoutExpired(argv, timeout) from None
-            return subprocess.CompletedProcess(argv, code, stdout.read_text(errors="replace"), stderr.read_text(errors="replace"))
-        finally:
-            shutil.rmtree(out_dir, ignore_errors=True)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-_server: _ForkServer | None = None
-
-
-def cli_forked(cwd: Path, *args: str, config: str | None = CONFIG_REL, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Like `cli`, in a process forked from a warm server (see above)."""
-    global _server
-    if _server is None or _server.proc.poll() is not None:
-        _server = _ForkServer()
-    argv = (["-c", config] if config is not None else []) + list(args)
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return _server.run(cwd, argv, full_env, timeout)
-
-
-def stop_cli_server() -> None:
-    global _server
-    if _server is not None:
-        _server.close()
-        _server = None

@@ -1,6 +1,8 @@
 """Fixtures for the console tests: real engines on tmp configs, fixed stats, fixed clocks.
 
-Every engine made here is stopped at teardown, so no thread or job process outlives a test.
+Configs are written by the shared builders of tests/helpers.py (`job`, `write_config`), with
+this suite's settings (`console_settings`). Every engine made here is stopped at teardown, so
+no thread or job process outlives a test.
 """
 
 from __future__ import annotations
@@ -8,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import pytest
-import tomli_w
 
+from helpers import Deadline, fast_settings, job, write_config
 from insect_console import history, records
 from insect_console.clock import ManualClock
 from insect_console.engine import Engine
@@ -23,21 +24,15 @@ from insect_console.sysstats import SystemStats
 
 FIXED_STATS = SystemStats(cpu_percent=12.0, mem_percent=41.0, disk_free=int(21.4 * 1024**3), temperature=48.0)
 FIXED_NOW = dt.datetime(2026, 3, 14, 10, 0, 0)  # a Saturday
-PY = sys.executable
 
 
 def fixed_stats() -> SystemStats:
     return FIXED_STATS
 
 
-def write_config(path: Path, jobs: list[dict[str, Any]], **settings: Any) -> Path:
-    doc = {"settings": {"log_dir": "logs", "kill_grace": 1, "shutdown_grace": 2, **settings}, "jobs": jobs}
-    path.write_text(tomli_w.dumps(doc))
-    return path
-
-
-def job(name: str, command: str = "true", kind: str = "daily", when: str = "02:00", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "command": command, "schedule_type": kind, "schedule_time": when, **extra}
+def console_settings(**more: Any) -> dict[str, Any]:
+    """This suite's settings: history in ./logs, short graces."""
+    return fast_settings(log_dir="logs", **more)
 
 
 @pytest.fixture
@@ -47,7 +42,7 @@ def make_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     engines: list[Engine] = []
 
     def make(jobs: list[dict[str, Any]], *, clock=None, state: dict[str, Any] | None = None, start: bool = True, name: str = "config.toml", **settings: Any) -> Engine:
-        config = write_config(tmp_path / name, jobs, **settings)
+        config = write_config(tmp_path, jobs, console_settings(**settings), rel=name)
         if state is not None:
             (tmp_path / f"{config.stem}.state.json").write_text(json.dumps({"version": 1, "jobs": state, "running": {}}))
         engine = Engine(config, base_dir=tmp_path, clock=clock)
@@ -79,16 +74,13 @@ def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(coro)
 
 
-async def wait_for(pilot, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Let the app run until `predicate()` is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+async def wait_until(pilot, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Let the app run (pilot.pause) until `predicate()` is truthy; fail after `timeout` seconds.
+    The async counterpart of helpers.wait_for, which blocks."""
+    deadline = Deadline(timeout, what)
+    while not (value := deadline.check(predicate)):
         await pilot.pause(0.05)
+    return value
 
 
 async def settle(pilot, timeout: float = 10.0) -> str:

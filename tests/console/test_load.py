@@ -9,6 +9,7 @@ import time
 
 from textual.widgets import DataTable
 
+from insect_console import records
 from insect_console.app import create_app
 from insect_console.events import RunStarted
 from insect_console.history import HistoryReader, history_file
@@ -17,7 +18,8 @@ from insect_console.screens.history import MAX_ROWS, PAGE
 from insect_console.runoutput import MAX_LINES
 from insect_console.widgets.output_view import FollowLog
 
-from .conftest import PY, fixed_stats, job, run, wait_for
+from helpers import PY, job
+from .conftest import fixed_stats, run, wait_until
 
 SIZE = (80, 24)
 
@@ -46,7 +48,7 @@ class LagMeter:
 def test_a_200000_line_burst_leaves_the_console_responsive(make_engine, tmp_path):
     script = tmp_path / "burst.py"
     script.write_text("import sys\nsys.stdout.write(''.join(f'burst line {i}\\n' for i in range(200_000)))\n")
-    engine = make_engine([job("burst", f"{PY} {script}")])
+    engine = make_engine([job("burst", f"{PY} {script}", "daily", "02:00")])
     app = create_app(engine, stats_provider=fixed_stats)
     messages: list[str] = []
 
@@ -59,12 +61,12 @@ def test_a_200000_line_burst_leaves_the_console_responsive(make_engine, tmp_path
             lag.start()
             started = time.monotonic()
             await pilot.press("r")
-            await wait_for(pilot, lambda: log.lines and log.lines[-1].startswith("── ✓ success"), timeout=60, what="the burst to end")
+            await wait_until(pilot, lambda: log.lines and log.lines[-1].startswith("── ✓ success"), timeout=60, what="the burst to end")
             took = time.monotonic() - started
             await pilot.press("home")
-            await wait_for(pilot, lambda: not log.following, what="following to pause")
+            await wait_until(pilot, lambda: not log.following, what="following to pause")
             await pilot.press("end")
-            await wait_for(pilot, lambda: log.following, what="following to resume")
+            await wait_until(pilot, lambda: log.following, what="following to resume")
             lag.stop()
             assert log.line_count <= MAX_LINES
             assert log.lines[-2] == "burst line 199999"
@@ -79,23 +81,15 @@ def test_a_200000_line_burst_leaves_the_console_responsive(make_engine, tmp_path
 
 
 def _write_big_history(log_dir, days: int, per_day: int) -> int:
-    """`days` daily files of `per_day` records each, ending yesterday; returns the count."""
+    """`days` daily files of `per_day` records each, ending yesterday; returns the count.
+
+    One record made by the engine's own constructor is the %-template of every line (a
+    constructor call per record would make this slow to write, not the console to read)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    template = json.dumps(
-        {
-            "job_name": "job%(job)d",
-            "start_time": "%(when)s",
-            "end_time": "%(when)s",
-            "status": "%(status)s",
-            "output": "some output of the run " * 4,
-            "error": None,
-            "exit_code": 0,
-            "duration_s": 1234.5,
-            "trigger": "schedule",
-            "output_file": None,
-            "run_id": "%(day)s-%(i)d",
-        }
-    ).replace("1234.5", "%(duration).1f")
+    at = dt.datetime(2000, 1, 1)
+    shape = records.finished("job%(job)d", start=at, end=at, status="%(status)s", output="some output of the run " * 4,
+                             exit_code=0, duration_s=1234.5, run_id="%(day)s-%(i)d")
+    template = json.dumps(shape).replace(json.dumps(records.iso(at)), '"%(when)s"').replace("1234.5", "%(duration).1f")
     today = dt.date.today()
     for back in range(days, 0, -1):
         day = today - dt.timedelta(days=back)
@@ -105,7 +99,7 @@ def _write_big_history(log_dir, days: int, per_day: int) -> int:
             template
             % {
                 "job": i % 5,
-                "when": (start + dt.timedelta(seconds=i * step)).isoformat(timespec="milliseconds"),
+                "when": records.iso(start + dt.timedelta(seconds=i * step)),
                 "status": "success" if i % 13 else "error",
                 "duration": 0.5 + (i % 7) / 10,
                 "day": f"{day:%Y%m%d}",
@@ -119,7 +113,7 @@ def _write_big_history(log_dir, days: int, per_day: int) -> int:
 
 def test_a_due_job_starts_on_time_while_a_year_of_history_loads(make_engine, tmp_path):
     total = _write_big_history(tmp_path / "logs", days=365, per_day=600)  # 219,000 records, ~70 MB
-    engine = make_engine([job("job0"), job("due", "true", "interval", "2s")])
+    engine = make_engine([job("job0", "true", "daily", "02:00"), job("due", "true", "interval", "2s")])
     due_at = engine.scheduler.next_run("due")
     starts: list[dt.datetime] = []
     engine.subscribe(lambda e: isinstance(e, RunStarted) and e.job_name == "due" and starts.append(dt.datetime.now()))
@@ -138,7 +132,7 @@ def test_a_due_job_starts_on_time_while_a_year_of_history_loads(make_engine, tmp
             while time.monotonic() < deadline:
                 await pilot.press("end")  # the cursor at the end loads the next page
                 await pilot.pause(0.05)
-            await wait_for(pilot, lambda: starts, what="the due run")
+            await wait_until(pilot, lambda: starts, what="the due run")
             for k, started in enumerate(starts):  # every run while the history was busy
                 late = (started - (due_at + dt.timedelta(seconds=2 * k))).total_seconds()
                 assert -0.05 < late < 0.5, f"run {k} started {late:.3f} s after its due time"

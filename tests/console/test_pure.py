@@ -9,6 +9,7 @@ from collections import namedtuple
 
 import pytest
 
+from insect_console import records
 from insect_console.events import OutputLines, RunFinished, RunStarted
 from insect_console import sysstats as stats_mod
 from insect_console import textfmt as f
@@ -121,9 +122,10 @@ def test_output_hub_is_bounded_and_counts_what_it_dropped():
 def test_output_hub_new_run_starts_over_and_records_the_end():
     hub = OutputHub(capacity=10)
     hub.add(_lines("r1", 0, 3))
-    hub.finished(RunFinished("r1", "j", {"status": "success"}))
+    record = records.finished("j", start=NOW, end=NOW, status="success", run_id="r1")
+    hub.finished(RunFinished("r1", "j", record))
     chunk = hub.read("j", "r1", 0)
-    assert chunk.finished and chunk.record == {"status": "success"}
+    assert chunk.finished and chunk.record == record
     hub.add(_lines("r2", 0, 2))
     chunk = hub.read("j", "r1", 3)  # asked for r1 from 3: r2 is new, so from its start
     assert chunk.run_id == "r2" and chunk.lines == ["line 0", "line 1"] and not chunk.finished

@@ -13,11 +13,11 @@ from insect_console.cli import main
 from insect_console.control import socket_path
 from insect_console.engine import Engine
 
-from .conftest import job
+from helpers import job
 
 
 def test_a_second_console_attaches_to_the_running_scheduler(make_engine, monkeypatch):
-    first = make_engine([job("one")])
+    first = make_engine([job("one", "true", "daily", "02:00")])
     results: dict = {}
 
     def run(self, **_kw):
@@ -39,7 +39,7 @@ def test_a_second_console_attaches_to_the_running_scheduler(make_engine, monkeyp
 
 def test_a_scheduler_that_does_not_answer_is_refused(make_engine, capsys):
     """A config locked by a scheduler without a control socket: one line, exit 2, no second scheduler."""
-    first = make_engine([job("one")])
+    first = make_engine([job("one", "true", "daily", "02:00")])
     socket_path(first.store.runtime_dir).unlink()  # as an older or wedged daemon would have it
     second = Engine(first.store.path, base_dir=first.store.base_dir)
     assert run_console(second) == 2
@@ -64,7 +64,7 @@ def _headless_run(pressed: list[str], results: dict):
 
 
 def test_run_console_starts_and_stops_the_engine(make_engine, monkeypatch):
-    engine = make_engine([job("one")], start=False)
+    engine = make_engine([job("one", "true", "daily", "02:00")], start=False)
     results: dict = {}
     monkeypatch.setattr(InsectConsole, "run", _headless_run(["q"], results))
     before = signal.getsignal(signal.SIGTERM)
@@ -79,7 +79,7 @@ def test_run_console_starts_and_stops_the_engine(make_engine, monkeypatch):
 
 
 def test_stop_them_ends_runs_on_the_way_out(make_engine, monkeypatch):
-    engine = make_engine([job("long", "sleep 30")], start=False)
+    engine = make_engine([job("long", "sleep 30", "daily", "02:00")], start=False)
 
     def run(self, **_kw):
         async def auto(pilot):
@@ -100,7 +100,7 @@ def test_stop_them_ends_runs_on_the_way_out(make_engine, monkeypatch):
 
 
 def test_a_signal_stops_the_engine_and_exits(make_engine, monkeypatch):
-    engine = make_engine([job("one")], start=False)
+    engine = make_engine([job("one", "true", "daily", "02:00")], start=False)
 
     def run(self, **_kw):
         async def auto(pilot):

@@ -11,10 +11,8 @@ import asyncio
 import json
 import os
 import queue
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -22,12 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers import Daemon, job, write_config
 from insect_console.app import create_app
 from insect_console.config import ConfigStore
 from insect_console.remote import RemoteEngine
 from insect_console.screens import HelpScreen, JobsScreen
 
-from .conftest import fixed_stats, job, run, screen_text, wait_for, write_config
+from .conftest import console_settings, fixed_stats, run, screen_text, wait_until
 
 DELAY = 3.0
 
@@ -98,33 +97,26 @@ class DelayingProxy:
 
 @pytest.fixture
 def slow_daemon(tmp_path: Path):
-    config = write_config(tmp_path / "config.toml", [job("steps", f"{sys.executable} -c \"import time; time.sleep(2)\""), job("other")])
-    log = open(tmp_path / "daemon.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "insect_console", "-c", str(config), "scheduler", "--no-ui"],
-                            cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    store = ConfigStore(config, tmp_path)
-    sock = store.runtime_dir / "control.sock"
-    deadline = time.monotonic() + 20
-    while not sock.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()
-        time.sleep(0.05)
-    real = sock.with_name("control.sock.real")
-    os.rename(sock, real)  # the daemon's listening socket keeps working under its new name
-    proxy = DelayingProxy(sock, real, DELAY)
-    yield proc, store, proxy
-    proxy.close()
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    log.close()
+    config = write_config(tmp_path, [job("steps", f"{sys.executable} -c \"import time; time.sleep(2)\"", "daily", "02:00"),
+                                     job("other", "true", "daily", "02:00")], console_settings(), rel="config.toml")
+    d = Daemon(tmp_path, config=str(config))
+    proxy = None
+    try:
+        d.started()
+        store = ConfigStore(config, tmp_path)
+        sock = store.runtime_dir / "control.sock"
+        real = sock.with_name("control.sock.real")
+        os.rename(sock, real)  # the daemon's listening socket keeps working under its new name
+        proxy = DelayingProxy(sock, real, DELAY)
+        yield d, store, proxy
+    finally:
+        if proxy is not None:
+            proxy.close()
+        d.stop()
 
 
 def test_keys_are_handled_at_once_while_the_daemon_takes_3_s_to_answer(slow_daemon):
-    proc, store, proxy = slow_daemon
+    daemon, store, proxy = slow_daemon
     remote = RemoteEngine(store)
     remote.start()  # subscribe + the first status: 2 × 3 s, before the app runs
     app = create_app(remote, stats_provider=fixed_stats)
@@ -143,15 +135,15 @@ def test_keys_are_handled_at_once_while_the_daemon_takes_3_s_to_answer(slow_daem
 
     async def go():
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: f"attached to daemon pid {proc.pid}" in screen_text(app), what="the banner")
+            await wait_until(pilot, lambda: f"attached to daemon pid {daemon.pid}" in screen_text(app), what="the banner")
             held = proxy.replies_held
             await pilot.press("r")  # run steps: the daemon's answer takes 3 s, on a worker
-            await wait_for(pilot, lambda: proxy.replies_held > held, timeout=10, what="the run request to reach the daemon")
+            await wait_until(pilot, lambda: proxy.replies_held > held, timeout=10, what="the run request to reach the daemon")
             for _ in range(3):  # while that answer (and the status refreshes the run's events ask for) are held
                 await press(pilot, "question_mark", lambda: isinstance(app.screen, HelpScreen))
                 await press(pilot, "escape", lambda: isinstance(app.screen, JobsScreen))
             steps = lambda: next(s for s in remote.status() if s.name == "steps")  # noqa: E731
-            await wait_for(pilot, lambda: steps().last_status == "success", timeout=30, what="the run's result in the cached status")
+            await wait_until(pilot, lambda: steps().last_status == "success", timeout=30, what="the run's result in the cached status")
 
     try:
         run(go())

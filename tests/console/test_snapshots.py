@@ -13,7 +13,7 @@ from textual.widgets import Input, Select
 from insect_console.app import create_app
 from insect_console.screens import QuitScreen
 
-from .conftest import fixed_stats, screen_text, settle, wait_for
+from .conftest import fixed_stats, screen_text, settle, wait_until
 
 SIZE = (80, 24)
 
@@ -62,7 +62,7 @@ def test_edit_form(snap_compare, snapshot_engine):
 async def _history_loaded(pilot) -> None:
     """Open the history and wait until its page and trends are in (not a fixed sleep: a busy CI box is slow)."""
     await pilot.press("h")
-    await wait_for(pilot, lambda: "end of history" in screen_text(pilot.app) and "last 0.3s" in screen_text(pilot.app), what="the history page")
+    await wait_until(pilot, lambda: "end of history" in screen_text(pilot.app) and "last 0.3s" in screen_text(pilot.app), what="the history page")
     print("the history screen as the snapshot is taken:", await settle(pilot), sep="\n")  # shown if it fails
 
 
@@ -74,7 +74,7 @@ def test_run_detail(snap_compare, snapshot_engine):
     async def open_run(pilot) -> None:
         await _history_loaded(pilot)
         await pilot.press("down", "enter")
-        await wait_for(pilot, lambda: "chatty line 12/12" in screen_text(pilot.app), what="the run's output")
+        await wait_until(pilot, lambda: "chatty line 12/12" in screen_text(pilot.app), what="the run's output")
 
     assert snap_compare(console(snapshot_engine), terminal_size=SIZE, run_before=open_run)
 

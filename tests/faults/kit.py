@@ -1,40 +1,57 @@
-"""Helpers of the fault suite: real processes, real files, nothing in insect_console mocked.
+"""The fault suite's kit: the shared builders of tests/helpers.py under the names this suite
+uses, plus what only this suite needs (strict history reading, the figures it reports).
 
-Every process a fault test starts carries `INSECT_FAULTS_TAG=<per-test id>` in its environment
-(the daemon and CLI subprocesses inherit it, and so do their jobs, including ones that called
-setsid), so the conftest can find and end anything a test left behind.
+Real processes, real files, nothing in insect_console mocked. Every process a fault test
+starts carries helpers.TAG_ENV in its environment (see conftest.py); the module-scoped
+scenarios tag theirs with TAG_ENV below, so that a per-test guard leaves them alone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 import tomllib
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any
 
-import psutil
-import tomli_w
+# the shared builders and helpers (tests/helpers.py), re-exported under the names this suite uses
+from helpers import (
+    CONFIG_REL,
+    LOG_REL,
+    PY,
+    Daemon,
+    assert_one_line_error,
+    cli,
+    cli_process,
+    describe,
+    fast_settings as fast,
+    is_alive as alive,
+    job,
+    kill_processes as kill_all,
+    processes_with_env,
+    read_state,
+    run_survivors as run_processes,
+    state_path,
+    wait_for,
+    write_config,
+)
 
-import helpers
-# the engine suite's process helpers (tests/helpers.py), under the names this suite uses
-from helpers import assert_one_line_error, describe, is_alive as alive, kill_processes as kill_all, processes_with_env  # noqa: F401
+__all__ = [
+    # re-exported from helpers
+    "CONFIG_REL", "LOG_REL", "PY", "Daemon", "assert_one_line_error", "cli", "cli_process", "describe", "fast", "alive", "job", "kill_all",
+    "processes_with_env", "read_state", "run_processes", "state_path", "wait_for", "write_config",
+    # this suite's own
+    "TAG_ENV", "WAIT", "CLI_TIMEOUT", "FIGURES", "note", "history_files", "strict_records", "output_files", "lost_records",
+    "assert_no_overlap", "parse_toml",
+]
 
-PY = sys.executable
 TAG_ENV = "INSECT_FAULTS_TAG"
-RUN_MARKER = "INSECT_CONSOLE_RUN"  # the engine's per-run marker, read here independently
-CONFIG_REL = "config/batch_config.toml"
-LOG_REL = "logs/batch"
-
-T = TypeVar("T")
+"""The tag of the processes a module-scoped scenario starts (its daemon outlives one test)."""
+WAIT = 30.0
+"""This suite's liveness bound for `wait_for` (longer than the shared default: heavier faults)."""
+CLI_TIMEOUT = 120
+"""This suite's bound for one `cli` call (longer than the shared default)."""
 
 # The figures the issue asks for; printed at the end of the run by conftest.py.
 FIGURES: Counter = Counter()
@@ -42,160 +59,6 @@ FIGURES: Counter = Counter()
 
 def note(**counts: int) -> None:
     FIGURES.update(counts)
-
-
-# -- config ---------------------------------------------------------------------------
-
-
-def job(name: str, command: str, schedule_type: str = "interval", schedule_time: str = "3600", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "command": command, "schedule_type": schedule_type, "schedule_time": schedule_time, **extra}
-
-
-def write_config(base: Path, jobs: Iterable[dict[str, Any]], settings: dict[str, Any] | None = None, rel: str = CONFIG_REL) -> Path:
-    """A private (0600) TOML config in `base`, as a person would write it."""
-    path = base / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    doc: dict[str, Any] = {}
-    if settings:
-        doc["settings"] = settings
-    doc["jobs"] = list(jobs)
-    path.write_text(tomli_w.dumps(doc))
-    os.chmod(path, 0o600)
-    return path
-
-
-def fast(**more: Any) -> dict[str, Any]:
-    """Settings with short graces, so no fault test waits long."""
-    return {"kill_grace": 1, "shutdown_grace": 2, **more}
-
-
-def state_path(config: Path) -> Path:
-    return config.with_name(config.stem + ".state.json")
-
-
-def read_state(config: Path) -> dict[str, Any]:
-    """The state file, which must always parse (a torn state file fails the test)."""
-    path = state_path(config)
-    if not path.exists():
-        return {"jobs": {}, "running": {}}
-    return json.loads(path.read_bytes())
-
-
-# -- CLI and daemon ---------------------------------------------------------------------
-
-
-def cli(base: Path, *args: str, config: str | None = CONFIG_REL, timeout: float = 120, env: dict[str, str] | None = None, umask: int | None = None) -> subprocess.CompletedProcess:
-    """`python -m insect_console [-c config] args...` with cwd=`base`; output as text."""
-    argv = [PY, "-m", "insect_console"]
-    if config is not None:
-        argv += ["-c", config]
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        argv + list(args), cwd=base, capture_output=True, timeout=timeout, env=full_env,
-        stdin=subprocess.DEVNULL, text=True, errors="replace",
-        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
-    )
-
-
-class Daemon:
-    """`python -m insect_console -c CONFIG scheduler --no-ui` in `base`; stderr collected by a thread.
-
-    stderr is read through a pipe (not a file), so the log survives a test that makes file
-    writes fail. `stop()` always ends the process (SIGTERM, then SIGKILL of its group).
-    """
-
-    def __init__(self, base: Path, config: str = CONFIG_REL, env: dict[str, str] | None = None, level: str = "INFO", umask: int | None = None) -> None:
-        self.base = base
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self.proc = subprocess.Popen(
-            [PY, "-m", "insect_console", "-c", config, "-l", level, "scheduler", "--no-ui"],
-            cwd=base,
-            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=None if umask is None else (lambda: os.umask(umask)),
-        )
-        self.pid = self.proc.pid
-        self._reader = threading.Thread(target=self._read, name=f"daemon-{self.pid}-stderr", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for raw in self.proc.stderr:
-            with self._cond:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    @property
-    def log(self) -> str:
-        with self._cond:
-            return "\n".join(self.lines)
-
-    def count(self, needle: str) -> int:
-        with self._cond:
-            return sum(needle in line for line in self.lines)
-
-    def wait_log(self, needle: str, n: int = 1, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while sum(needle in line for line in self.lines) < n:
-                if self.proc.poll() is not None and not self._reader.is_alive():
-                    raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {needle!r}:\n{self.log_tail()}")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"daemon did not log {needle!r} {n} time(s) within {timeout} s:\n{self.log_tail()}")
-                self._cond.wait(min(left, 0.2))
-
-    def log_tail(self, n: int = 40) -> str:
-        with self._cond:
-            return "\n".join(self.lines[-n:])
-
-    def started(self, timeout: float = 30) -> "Daemon":
-        self.wait_log("scheduler started", timeout=timeout)
-        return self
-
-    def wait(self, timeout: float) -> int:
-        rc = self.proc.wait(timeout)
-        self._reader.join(5)
-        return rc
-
-    def kill9(self) -> None:
-        os.kill(self.pid, signal.SIGKILL)
-        self.wait(30)
-
-    def terminate(self, timeout: float = 60) -> int:
-        """SIGTERM and wait; returns the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self.wait(timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        if self.proc.stderr:
-            self._reader.join(5)
-            self.proc.stderr.close()
-
-
-# -- waiting ------------------------------------------------------------------------------
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> T:
-    """Poll until `predicate()` is truthy (a liveness bound, never a timing assertion); this suite waits longer."""
-    return helpers.wait_for(predicate, timeout, interval, what)
 
 
 # -- history ---------------------------------------------------------------------------
@@ -247,15 +110,6 @@ def assert_no_overlap(records: list[dict[str, Any]], slack: float = 0.01) -> int
             assert s2 >= e1 - dt.timedelta(seconds=slack), f"two runs of {name} overlapped:\n{r1}\n{r2}"
         n += len(runs)
     return n
-
-
-# -- processes -------------------------------------------------------------------------------
-
-
-
-
-def run_processes(run_id: str) -> list[psutil.Process]:
-    return processes_with_env(RUN_MARKER, run_id)
 
 
 def parse_toml(data: bytes) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from insect_console import records
 from insect_console.config import ConfigStore
 from insect_console.engine import Engine
 from insect_console.errors import ConfigError
@@ -16,6 +18,8 @@ from insect_console.history import HistoryQuery, HistoryReader
 from insect_console.jobs import make_job
 
 from .kit import (
+    CLI_TIMEOUT,
+    WAIT,
     LOG_REL,
     Daemon,
     assert_one_line_error,
@@ -104,7 +108,7 @@ def test_config_broken_while_the_daemon_runs(tmp_path: Path):
     log_dir = tmp_path / LOG_REL
     daemon = Daemon(tmp_path).started()
     try:
-        wait_for(lambda: len(strict_records(log_dir)) >= 1, what="a first run")
+        wait_for(lambda: len(strict_records(log_dir)) >= 1, timeout=WAIT, what="a first run")
         broken = good[: len(good) // 2]
         tmp = config.with_name("edit.tmp")
         tmp.write_bytes(broken)
@@ -113,10 +117,10 @@ def test_config_broken_while_the_daemon_runs(tmp_path: Path):
         note(faults_injected=1)
         daemon.wait_log("config not reloaded")
         n = len(strict_records(log_dir))
-        wait_for(lambda: len(strict_records(log_dir)) >= n + 2, what="runs going on with the previous jobs")
+        wait_for(lambda: len(strict_records(log_dir)) >= n + 2, timeout=WAIT, what="runs going on with the previous jobs")
         assert config.read_bytes() == broken
         fixed = write_config(tmp_path, GOOD_JOBS + [job("extra", "true", "interval", "1")], settings=fast())
-        wait_for(lambda: any(r["job_name"] == "extra" for r in strict_records(log_dir)), what="the fixed config to be used")
+        wait_for(lambda: any(r["job_name"] == "extra" for r in strict_records(log_dir)), timeout=WAIT, what="the fixed config to be used")
         assert daemon.terminate() == 0
     finally:
         daemon.stop()
@@ -146,7 +150,7 @@ def test_corrupt_state_kept_aside_while_the_daemon_starts(tmp_path: Path):
     log_dir = tmp_path / LOG_REL
     daemon = Daemon(tmp_path).started()
     try:
-        wait_for(lambda: len(strict_records(log_dir)) >= 2, what="runs after a corrupt state file")
+        wait_for(lambda: len(strict_records(log_dir)) >= 2, timeout=WAIT, what="runs after a corrupt state file")
         assert daemon.terminate() == 0
     finally:
         daemon.stop()
@@ -167,7 +171,7 @@ def test_corrupt_state_reported_by_the_cli(tmp_path: Path, kind: str):
     state.write_bytes(STATE_CORRUPTIONS[kind])
     os.chmod(state, 0o600)
     note(faults_injected=1)
-    done = cli(tmp_path, "list")
+    done = cli(tmp_path, "list", timeout=CLI_TIMEOUT)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert "corrupt" in done.stderr and "kept aside" in done.stderr, done.stderr
@@ -179,11 +183,11 @@ def test_corrupt_state_reported_by_the_cli(tmp_path: Path, kind: str):
 # -- malformed history lines -------------------------------------------------------------------
 
 
-def _record(name: str, n: int, status: str = "success") -> dict:
-    return {
-        "job_name": name, "start_time": f"2026-01-02T03:04:{n:02d}.000+00:00", "end_time": f"2026-01-02T03:04:{n:02d}.500+00:00",
-        "status": status, "output": f"out {n} é", "error": None if status == "success" else "exit status 1", "run_id": f"r{n}",
-    }
+def _record(name: str, n: int, status: str = "success", run_id: str | None = None) -> dict:
+    """A half-second run on 2026-01-02, made by the engine's own constructor."""
+    start = dt.datetime(2026, 1, 2, 3, 4, n)
+    return records.finished(name, start=start, end=start + dt.timedelta(seconds=0.5), status=status, output=f"out {n} é",
+                            error=None if status == "success" else "exit status 1", run_id=run_id or f"r{n}")
 
 
 MALFORMED = [
@@ -234,11 +238,11 @@ def test_history_reader_skips_and_counts_malformed_lines(tmp_path: Path):
 def test_cli_history_skips_and_counts_malformed_lines(tmp_path: Path):
     write_config(tmp_path, GOOD_JOBS, settings=fast())
     valid, malformed = _write_history(tmp_path / LOG_REL, truncated_tail=True)
-    done = cli(tmp_path, "history", "--json", "--limit", "1000")
+    done = cli(tmp_path, "history", "--json", "--limit", "1000", timeout=CLI_TIMEOUT)
     assert done.returncode == 0, done.stderr
     assert [json.loads(line) for line in done.stdout.splitlines()] == valid
     assert f"({malformed} malformed history line(s) skipped)" in done.stderr
-    done = cli(tmp_path, "history", "--limit", "1000")
+    done = cli(tmp_path, "history", "--limit", "1000", timeout=CLI_TIMEOUT)
     assert done.returncode == 0 and "Traceback" not in done.stderr
     assert len(done.stdout.strip().splitlines()) == len(valid) + 1
     assert f"({malformed} malformed history line(s) skipped)" in done.stderr
@@ -257,8 +261,6 @@ def test_append_after_a_truncated_last_line_keeps_the_new_record(tmp_path: Path)
     log_dir = tmp_path / LOG_REL
     _write_history(log_dir, truncated_tail=True)
     note(faults_injected=1)
-    new = _record("tick", 59)
-    new["run_id"] = "after-power-cut"
-    append_record(log_dir, new)
+    append_record(log_dir, _record("tick", 59, run_id="after-power-cut"))
     got = HistoryReader(log_dir).latest(HistoryQuery(limit=1))
     assert got and got[0]["run_id"] == "after-power-cut"

@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 
 from .kit import (
+    WAIT,
     LOG_REL,
     Daemon,
     fast,
@@ -53,7 +54,7 @@ def test_kill9_mid_run_then_restart(tmp_path: Path):
     daemon = Daemon(tmp_path).started()
     try:
         for _cycle in range(2):
-            run_id = wait_for(lambda: _running_tree(config, set(cut_off)), what="a tree run with all its processes")
+            run_id = wait_for(lambda: _running_tree(config, set(cut_off)), timeout=WAIT, what="a tree run with all its processes")
             daemon.kill9()
             note(faults_injected=1)
             cut_off.append(run_id)
@@ -66,7 +67,7 @@ def test_kill9_mid_run_then_restart(tmp_path: Path):
             daemon = Daemon(tmp_path).started()
             record = wait_for(
                 lambda: next((r for r in strict_records(log_dir) if r.get("run_id") == run_id), None),
-                what=f"the record of cut-off run {run_id}",
+                timeout=WAIT, what=f"the record of cut-off run {run_id}",
             )
             assert record["status"] == "interrupted", record
             assert record["job_name"] == "tree"
@@ -112,7 +113,7 @@ def test_sigterm_with_runs_in_progress(tmp_path: Path):
             tree_ok = any(e.get("job_name") == "tree" and len(run_processes(r)) >= TREE_PROCS for r, e in running.items())
             return running if names == {"short", "long", "stubborn", "tree"} and tree_ok else None
 
-        running = wait_for(all_running, what="all four jobs running at once")
+        running = wait_for(all_running, timeout=WAIT, what="all four jobs running at once")
         daemon.proc.send_signal(signal.SIGTERM)
         note(faults_injected=1)
         # a liveness bound (grace + kill grace + slack), not a timing assertion

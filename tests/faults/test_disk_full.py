@@ -24,6 +24,7 @@ from insect_console.history import HistoryQuery, HistoryReader
 
 from .conftest import mount_tmpfs, unmount
 from .kit import (
+    WAIT,
     TAG_ENV,
     Daemon,
     describe,
@@ -93,7 +94,7 @@ def _scenario(mode: str, base: Path) -> Outcome:
     out = Outcome(mode, base, config, log_dir, config_bytes=config.read_bytes())
     daemon = Daemon(base, config="disk/config/batch_config.toml").started()
     try:
-        wait_for(lambda: len(strict_records(log_dir)) >= 2, what="two records before the fault")
+        wait_for(lambda: len(strict_records(log_dir)) >= 2, timeout=WAIT, what="two records before the fault")
         # the fault
         if mode == "tmpfs":
             filler = _fill(disk)
@@ -115,7 +116,7 @@ def _scenario(mode: str, base: Path) -> Outcome:
             out.history_before[today.name] = aside.read_bytes()
         out.outputs_before = {p: p.read_bytes() for p in (log_dir / "output").glob("*/*.log")}
         n0 = _started(daemon)
-        wait_for(lambda: _started(daemon) >= n0 + 3, what="runs going on while writes fail")
+        wait_for(lambda: _started(daemon) >= n0 + 3, timeout=WAIT, what="runs going on while writes fail")
         out.started_during = _started(daemon) - n0
         # space returns
         out.freed_at = dt.datetime.now().astimezone()
@@ -125,13 +126,13 @@ def _scenario(mode: str, base: Path) -> Outcome:
             proc.rlimit(psutil.RLIMIT_FSIZE, (hard, hard))
             os.rename(aside, today)
         n1 = _started(daemon)
-        wait_for(lambda: _started(daemon) >= n1 + 2, what="runs after space returned")
+        wait_for(lambda: _started(daemon) >= n1 + 2, timeout=WAIT, what="runs after space returned")
         wait_for(
             lambda: any(
                 dt.datetime.fromisoformat(r["start_time"]) > out.freed_at
                 for r in HistoryReader(log_dir).records(HistoryQuery(limit=None))
             ),
-            what="a record written after space returned",
+            timeout=WAIT, what="a record written after space returned",
         )
         out.rc = daemon.terminate()
     finally:

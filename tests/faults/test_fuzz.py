@@ -36,6 +36,7 @@ from insect_console.history import HistoryQuery, HistoryReader, reverse_lines
 from insect_console.integrations import cron_schedule
 from insect_console.jobs import Job, make_job, normalize_schedule, parse_schedule, validate_command
 
+from . import kit
 from .kit import note
 
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,
@@ -177,7 +178,7 @@ def test_fuzz_make_job(data):
 @st.composite
 def risky_job_dicts(draw):
     """Valid jobs but for one of the fields the bugs K1-K4 lived in, drawn from everything."""
-    data = {"name": "a", "command": "true", "schedule_type": "interval", "schedule_time": "60"}
+    data = kit.job("a", "true", "interval", "60")
     key = draw(st.sampled_from(["schedule_time", "timeout", "cwd"]))
     data[key] = draw({
         "schedule_time": st.one_of(st.from_regex(r"\d{1,25}[smhd]?", fullmatch=True), long_digits, any_text),
@@ -207,8 +208,7 @@ def test_fuzz_make_job_risky_fields(data):
 )
 def test_validator_regressions(data):
     """Each of these once ended in ValueError/OverflowError or in a job that could not run."""
-    base = {"name": "a", "command": "true", "schedule_type": "interval", "schedule_time": "60"}
-    _try_make_job({**base, **data})
+    _try_make_job({**kit.job("a", "true", "interval", "60"), **data})
 
 
 @PROFILE
@@ -462,10 +462,7 @@ TOKENS = [
 ]
 # relative, harmless paths only: a fuzzed `-c /etc/x.toml add ...` as root would write anywhere
 cli_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0/~"), max_size=12).filter(lambda t: ".." not in t)
-GOOD_CONFIG = tomli_w.dumps({"settings": {"kill_grace": 1, "default_timeout": 20}, "jobs": [
-    {"name": "tick", "command": "true", "schedule_type": "interval", "schedule_time": "60"},
-    {"name": "nightly", "command": "echo night", "schedule_type": "daily", "schedule_time": "02:00", "enabled": False},
-]})
+GOOD_JOBS = [kit.job("tick", "true", "interval", "60"), kit.job("nightly", "echo night", "daily", "02:00", enabled=False)]
 SPEC_JSON = json.dumps({"jobs": [{"name": "tick", "command": "true", "schedule_type": "interval", "schedule_time": "3600", "enabled": True, "last_run": None, "last_status": None, "error_count": 0}]})
 
 
@@ -483,8 +480,8 @@ def argvs(draw):
 @pytest.fixture(scope="module")
 def cli_template(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli-template")
-    (base / "config").mkdir(mode=0o700)
-    for rel, text in (("config/batch_config.toml", GOOD_CONFIG), ("spec.json", SPEC_JSON), ("bad.toml", "[[jobs]\nname=")):
+    kit.write_config(base, GOOD_JOBS, settings={"kill_grace": 1, "default_timeout": 20})
+    for rel, text in (("spec.json", SPEC_JSON), ("bad.toml", "[[jobs]\nname=")):
         (base / rel).write_text(text)
         os.chmod(base / rel, 0o600)
     return base

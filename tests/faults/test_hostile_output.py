@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from .kit import (
+    CLI_TIMEOUT,
     LOG_REL,
     TAG_ENV,
     Daemon,
@@ -38,7 +39,7 @@ def test_non_utf8_output_is_recorded_safely(tmp_path: Path):
         [job("bytes", r"printf '\377\376 caf\303\251 \303\050 end\n'; printf 'bad \377 err\n' >&2; exit 3", shell=True)],
         settings=fast(),
     )
-    done = cli(tmp_path, "run-job", "bytes")
+    done = cli(tmp_path, "run-job", "bytes", timeout=CLI_TIMEOUT)
     note(faults_injected=1)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
@@ -50,7 +51,7 @@ def test_non_utf8_output_is_recorded_safely(tmp_path: Path):
     raw = Path(record["output_file"]).read_bytes()  # the output file keeps the bytes as they were
     assert b"\xff\xfe caf\xc3\xa9 \xc3( end\n" in raw and b"bad \xff err\n" in raw
     for cmd in (["history"], ["history", "--json"], ["list"], ["list", "--json"]):
-        shown = cli(tmp_path, *cmd)
+        shown = cli(tmp_path, *cmd, timeout=CLI_TIMEOUT)
         assert shown.returncode == 0 and "Traceback" not in shown.stderr, (cmd, shown.stderr)
     note(runs_recorded=1)
 
@@ -60,7 +61,7 @@ ESCAPES = r"printf '\033]0;pwned\007\033[2J\033[31mred\033[0m\n'; printf '\033[2
 
 def test_terminal_escapes_are_stored_escaped(tmp_path: Path):
     write_config(tmp_path, [job("ansi", ESCAPES, shell=True)], settings=fast())
-    done = cli(tmp_path, "run-job", "ansi")
+    done = cli(tmp_path, "run-job", "ansi", timeout=CLI_TIMEOUT)
     note(faults_injected=1, runs_recorded=1)
     assert done.returncode == 1
     log_dir = tmp_path / LOG_REL
@@ -68,14 +69,14 @@ def test_terminal_escapes_are_stored_escaped(tmp_path: Path):
     assert "\x1b[2J" in record["output"]  # kept as data...
     for path in log_dir.glob("batch_*.jsonl"):
         assert b"\x1b" not in path.read_bytes() and b"\x07" not in path.read_bytes()  # ...escaped in JSON
-    shown = cli(tmp_path, "history", "--json")
+    shown = cli(tmp_path, "history", "--json", timeout=CLI_TIMEOUT)
     assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
 
 
 def test_history_table_does_not_pass_escapes_to_the_terminal(tmp_path: Path):
     write_config(tmp_path, [job("ansi", ESCAPES, shell=True)], settings=fast())
-    cli(tmp_path, "run-job", "ansi")
-    shown = cli(tmp_path, "history")
+    cli(tmp_path, "run-job", "ansi", timeout=CLI_TIMEOUT)
+    shown = cli(tmp_path, "history", timeout=CLI_TIMEOUT)
     assert shown.returncode == 0
     assert "ansi" in shown.stdout
     assert not any(ch in shown.stdout for ch in "\x1b\x07\x9b"), repr(shown.stdout)

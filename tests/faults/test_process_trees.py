@@ -9,7 +9,7 @@ from pathlib import Path
 from insect_console.engine import Engine
 from insect_console.events import RunFinished
 
-from .kit import LOG_REL, alive, cli, fast, job, note, processes_with_env, strict_records, wait_for, write_config
+from .kit import CLI_TIMEOUT, WAIT, LOG_REL, alive, cli, fast, job, note, processes_with_env, strict_records, wait_for, write_config
 
 # Every pid goes to ./pids: the shell itself (which then ignores SIGTERM), a plain child, a child
 # that ignores SIGTERM, one in its own session that ignores SIGTERM, an orphan that called setsid
@@ -68,7 +68,7 @@ def test_timeout_ends_the_whole_tree_in_process(tmp_path: Path):
 
 def test_timeout_ends_the_whole_tree_via_run_job(tmp_path: Path):
     _config, marker = _setup(tmp_path)
-    done = cli(tmp_path, "run-job", "tree")
+    done = cli(tmp_path, "run-job", "tree", timeout=CLI_TIMEOUT)
     assert done.returncode == 124, done.stderr
     _assert_zero_survivors(tmp_path, marker)
     (record,) = strict_records(tmp_path / LOG_REL)
@@ -91,7 +91,7 @@ def test_kill_ends_the_whole_tree(tmp_path: Path):
     engine.start()
     try:
         engine.run_now("tree")
-        wait_for(lambda: len(_pids(tmp_path)) == TREE_PIDS, what="the whole tree to start")
+        wait_for(lambda: len(_pids(tmp_path)) == TREE_PIDS, timeout=WAIT, what="the whole tree to start")
         assert engine.kill("tree")
         assert got.wait(60), "the killed run never finished"
     finally:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import time
 from pathlib import Path
 
+from insect_console import records
 from insect_console.engine import Engine
 
-from .kit import LOG_REL, PY, CONFIG_REL, Daemon, fast, job, note, read_state, wait_for, write_config
+from .kit import WAIT, LOG_REL, Daemon, cli_process, fast, job, note, read_state, wait_for, write_config
 from .test_clock import StepClock
 
 
 def _history(log_dir: Path, day: dt.date) -> Path:
     path = log_dir / f"batch_{day:%Y%m%d}.jsonl"
-    path.write_text('{"job_name": "x", "status": "success"}\n')
+    start = dt.datetime.combine(day, dt.time(12))
+    path.write_text(json.dumps(records.finished("x", start=start, end=start, status="success")) + "\n")
     return path
 
 
@@ -70,7 +73,7 @@ def test_size_cap_keeps_a_running_jobs_output(tmp_path: Path):
             path = Path(active.output_file) if active and active.output_file else None
             return path if path and path.exists() and path.stat().st_size == 2 * 2**20 else None
 
-        out = wait_for(output, what="2 MiB of output")
+        out = wait_for(output, timeout=WAIT, what="2 MiB of output")
         old = [_output(log_dir, today, f"old-{i}.log", 600_000, age_s=3600 - i) for i in range(3)]
         engine.prune_logs()
         assert out.exists() and out.stat().st_size == 2 * 2**20
@@ -86,8 +89,7 @@ def test_size_cap_keeps_a_running_jobs_output(tmp_path: Path):
 def test_prune_keeps_the_output_of_a_run_in_another_process(tmp_path: Path):
     """A `run-job --local` in progress is protected through the state file."""
     config = write_config(tmp_path, [job("big", "head -c 2M /dev/zero; sleep 3", shell=True)], settings=fast(output_max_mb=1))
-    runner = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "--local", "big"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with cli_process(tmp_path, "run-job", "--local", "big", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as runner:
         def running_output():
             for entry in read_state(config)["running"].values():
                 path = Path(entry.get("output_file") or "/nonexistent")
@@ -95,14 +97,10 @@ def test_prune_keeps_the_output_of_a_run_in_another_process(tmp_path: Path):
                     return path
             return None
 
-        out = wait_for(running_output, what="a run in progress in another process")
+        out = wait_for(running_output, timeout=WAIT, what="a run in progress in another process")
         Engine(config, base_dir=tmp_path).prune_logs()
         assert out.exists()
         assert runner.wait(60) == 0
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
     note(faults_injected=1, runs_recorded=1)
 
 
@@ -118,12 +116,12 @@ def test_prune_runs_daily(tmp_path: Path):
     engine = Engine(config, base_dir=tmp_path, clock=clock)
     engine.start()
     try:
-        wait_for(lambda: not older.exists(), what="the prune at start")
+        wait_for(lambda: not older.exists(), timeout=WAIT, what="the prune at start")
         assert yesterday.exists() and today.exists() and out_today.exists()
         for _ in range(40):  # 40 s: past midnight, and the loop wakes at least every 30 s
             clock.advance(1)
             time.sleep(0.01)
-        wait_for(lambda: not yesterday.exists() and not out_today.exists(), what="the daily prune")
+        wait_for(lambda: not yesterday.exists() and not out_today.exists(), timeout=WAIT, what="the daily prune")
         assert today.exists()
     finally:
         engine.stop(grace=0)

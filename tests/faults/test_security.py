@@ -16,6 +16,8 @@ import pytest
 from insect_console.cli import main as cli_main
 
 from .kit import (
+    CLI_TIMEOUT,
+    WAIT,
     CONFIG_REL,
     LOG_REL,
     Daemon,
@@ -41,7 +43,7 @@ def test_group_or_world_writable_config_refused(tmp_path: Path, mode: int):
     note(faults_injected=1)
     commands = (["list"], ["run-job", "tick"], ["add", "x", "true", "--type", "interval", "--time", "60"], ["scheduler", "--no-ui"])
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda argv: cli(tmp_path, *argv), commands))
+        results = list(pool.map(lambda argv: cli(tmp_path, *argv, timeout=CLI_TIMEOUT), commands))
     for done in results:
         line = assert_one_line_error(done, "chmod 600", "batch_config.toml")
         assert "writable by group or others" in line
@@ -57,7 +59,7 @@ def test_group_writable_state_refused(tmp_path: Path):
     os.chmod(state, 0o664)
     note(faults_injected=1)
     with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda argv: cli(tmp_path, *argv), (["list"], ["run-job", "tick"], ["scheduler", "--no-ui"])))
+        results = list(pool.map(lambda argv: cli(tmp_path, *argv, timeout=CLI_TIMEOUT), (["list"], ["run-job", "tick"], ["scheduler", "--no-ui"])))
     for done in results:
         assert_one_line_error(done, "chmod 600", "state")
 
@@ -67,7 +69,7 @@ def test_config_owned_by_another_user_refused(tmp_path: Path):
     config = write_config(tmp_path, [job("tick", "true")], settings=fast())
     os.chown(config, 65534, 65534)
     note(faults_injected=1)
-    line = assert_one_line_error(cli(tmp_path, "list"), "batch_config.toml")
+    line = assert_one_line_error(cli(tmp_path, "list", timeout=CLI_TIMEOUT), "batch_config.toml")
     assert "owned by uid 65534" in line and "chown" in line
 
 
@@ -77,14 +79,14 @@ def test_slipped_in_job_never_runs(tmp_path: Path):
     log_dir = tmp_path / LOG_REL
     daemon = Daemon(tmp_path).started()
     try:
-        wait_for(lambda: strict_records(log_dir), what="a first run")
+        wait_for(lambda: strict_records(log_dir), timeout=WAIT, what="a first run")
         os.chmod(config, 0o666)
         with open(config, "a") as f:
             f.write('\n[[jobs]]\nname = "evil"\ncommand = "touch pwned"\nschedule_type = "interval"\nschedule_time = "1"\n')
         note(faults_injected=1)
         daemon.wait_log("chmod 600")
         n = len(strict_records(log_dir))
-        wait_for(lambda: len(strict_records(log_dir)) >= n + 3, what="the old jobs going on")
+        wait_for(lambda: len(strict_records(log_dir)) >= n + 3, timeout=WAIT, what="the old jobs going on")
         assert daemon.terminate() == 0
     finally:
         daemon.stop()
@@ -102,13 +104,13 @@ def _modes(root: Path) -> dict[str, int]:
 
 
 def test_created_files_are_private_even_with_umask_0(tmp_path: Path):
-    assert cli(tmp_path, "list", umask=0).returncode == 0  # creates the config with the default jobs
-    assert cli(tmp_path, "add", "tick", "echo hi", "--type", "interval", "--time", "1", umask=0).returncode == 0
-    assert cli(tmp_path, "disable", "hourly_detection", umask=0).returncode == 0
-    assert cli(tmp_path, "run-job", "tick", umask=0).returncode == 0
+    assert cli(tmp_path, "list", umask=0, timeout=CLI_TIMEOUT).returncode == 0  # creates the config with the default jobs
+    assert cli(tmp_path, "add", "tick", "echo hi", "--type", "interval", "--time", "1", umask=0, timeout=CLI_TIMEOUT).returncode == 0
+    assert cli(tmp_path, "disable", "hourly_detection", umask=0, timeout=CLI_TIMEOUT).returncode == 0
+    assert cli(tmp_path, "run-job", "tick", umask=0, timeout=CLI_TIMEOUT).returncode == 0
     daemon = Daemon(tmp_path, umask=0).started()
     try:
-        wait_for(lambda: len(strict_records(tmp_path / LOG_REL)) >= 2, what="a daemon run")
+        wait_for(lambda: len(strict_records(tmp_path / LOG_REL)) >= 2, timeout=WAIT, what="a daemon run")
         during = _modes(tmp_path)  # the lock files and control socket exist only now
         assert daemon.terminate() == 0
     finally:
@@ -126,7 +128,7 @@ def test_created_files_are_private_even_with_umask_0(tmp_path: Path):
 def test_commands_run_as_argv_without_a_shell(tmp_path: Path):
     """Shell syntax inside quotes reaches the program as plain arguments; nothing is executed."""
     write_config(tmp_path, [job("argv", "printf '[%s]' 'a; touch pwned1' '$(touch pwned2)' '`touch pwned3`' '*' '~' '>x'")], settings=fast())
-    done = cli(tmp_path, "run-job", "argv")
+    done = cli(tmp_path, "run-job", "argv", timeout=CLI_TIMEOUT)
     assert done.returncode == 0, done.stderr
     (record,) = strict_records(tmp_path / LOG_REL)
     assert record["output"] == "[a; touch pwned1][$(touch pwned2)][`touch pwned3`][*][~][>x]"
@@ -142,17 +144,9 @@ BAD_NAMES = [
 ]
 
 
-def _write_raw_config(base: Path, name: str) -> Path:
-    config = base / CONFIG_REL
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f'[[jobs]]\nname = {json.dumps(name)}\ncommand = "touch escaped"\nschedule_type = "interval"\nschedule_time = "1"\n')
-    os.chmod(config, 0o600)
-    return config
-
-
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
 def test_hand_edited_bad_job_name_refused(tmp_path: Path, name: str, monkeypatch, capsys):
-    _write_raw_config(tmp_path, name)
+    write_config(tmp_path, [job(name, "touch escaped", "interval", "1")])  # as hand-edited: no CLI would write it
     note(faults_injected=1)
     before = sorted(p.name for p in tmp_path.rglob("*"))
     for argv in (["list"], ["run-job", name], ["cron", name]):
@@ -164,8 +158,8 @@ def test_hand_edited_bad_job_name_refused(tmp_path: Path, name: str, monkeypatch
 
 
 def test_daemon_refuses_a_name_that_escapes(tmp_path: Path):
-    _write_raw_config(tmp_path, "../../x")
-    assert_one_line_error(cli(tmp_path, "scheduler", "--no-ui"), "name")
+    write_config(tmp_path, [job("../../x", "touch escaped", "interval", "1")])
+    assert_one_line_error(cli(tmp_path, "scheduler", "--no-ui", timeout=CLI_TIMEOUT), "name")
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "logs").exists()
 
 

@@ -8,14 +8,15 @@ import sys
 
 import pytest
 
-from helpers import PY, assert_one_line_error, cli, cli_forked, history_records, job_toml, write_config
+from forkserver import cli_forked
+from helpers import PY, assert_one_line_error, cli, history_records, job, write_config
 from insect_console.errors import UserError
 from insect_console.integrations import cron_schedule
 from insect_console.jobs import make_job
 
 
 def schedule_of(kind, when):
-    return cron_schedule(make_job({"name": "j", "command": "true", "schedule_type": kind, "schedule_time": when}))
+    return cron_schedule(make_job(job("j", "true", kind, when)))
 
 
 # -- cron schedules ------------------------------------------------------------------------------------
@@ -57,11 +58,13 @@ def test_cron_refuses_what_it_cannot_express(kind, when, needle):
 def cron_project(tmp_path):
     write_config(
         tmp_path,
-        job_toml("hourly_detection", "echo detect", "interval", "3600"),
-        job_toml("daily_analysis", "echo analyse", "daily", "02:00"),
-        job_toml("weekly_cleanup", "echo clean", "weekly", "sunday"),
-        job_toml("ninety", "true", "interval", "90"),
-        job_toml("seven", "true", "interval", "7m"),
+        [
+            job("hourly_detection", "echo detect", "interval", "3600"),
+            job("daily_analysis", "echo analyse", "daily", "02:00"),
+            job("weekly_cleanup", "echo clean", "weekly", "sunday"),
+            job("ninety", "true", "interval", "90"),
+            job("seven", "true", "interval", "7m"),
+        ],
     )
     return tmp_path
 
@@ -85,7 +88,7 @@ def test_cron_refusals_exit_2_with_one_line(cron_project, name, needle):
 def test_cron_quotes_paths_with_spaces_quotes_and_percent(tmp_path):
     base = tmp_path / "obs station's \"data\" 100%"
     base.mkdir()
-    write_config(base, job_toml("daily_analysis", "echo analysed", "daily", "02:00"), rel="my config/batch config.toml")
+    write_config(base, [job("daily_analysis", "echo analysed", "daily", "02:00")], rel="my config/batch config.toml")
     python = tmp_path / "py thon's bin" / "python3"
     python.parent.mkdir()
     python.write_text(f"#!/bin/sh\nexec {shlex.quote(PY)} \"$@\"\n")  # a python with an awkward path
@@ -131,7 +134,7 @@ def parse_unit(text: str) -> dict[str, dict[str, str]]:
 
 
 def test_systemd_unit(tmp_path):
-    write_config(tmp_path, job_toml("a", "true"), settings={"shutdown_grace": 40, "kill_grace": 5})
+    write_config(tmp_path, [job("a", "true")], settings={"shutdown_grace": 40, "kill_grace": 5})
     done = cli(tmp_path, "systemd", "--user", "observer")
     assert done.returncode == 0, done.stderr
     unit = parse_unit(done.stdout)
@@ -153,7 +156,7 @@ def test_systemd_unit(tmp_path):
 def test_systemd_unit_default_user_is_the_caller(tmp_path):
     import getpass
 
-    write_config(tmp_path, job_toml("a", "true"))
+    write_config(tmp_path, [job("a", "true")])
     unit = parse_unit(cli_forked(tmp_path, "systemd").stdout)
     assert unit["Service"]["User"] == getpass.getuser()
 
@@ -161,7 +164,7 @@ def test_systemd_unit_default_user_is_the_caller(tmp_path):
 def test_systemd_unit_quotes_awkward_paths(tmp_path):
     base = tmp_path / 'st "a" $HOME 50%'
     base.mkdir()
-    write_config(base, job_toml("a", "true"), rel="c d/jobs.toml")
+    write_config(base, [job("a", "true")], rel="c d/jobs.toml")
     done = cli(base, "systemd", config="c d/jobs.toml")
     assert done.returncode == 0, done.stderr
     service = parse_unit(done.stdout)["Service"]
@@ -174,5 +177,5 @@ def test_systemd_unit_quotes_awkward_paths(tmp_path):
 
 
 def test_systemd_user_with_a_newline_is_refused(tmp_path):
-    write_config(tmp_path, job_toml("a", "true"))
+    write_config(tmp_path, [job("a", "true")])
     assert_one_line_error(cli_forked(tmp_path, "systemd", "--user", "observer\nExecStartPre=/bin/touch /tmp/pwned"), "user")

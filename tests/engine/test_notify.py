@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import shlex
@@ -9,9 +10,10 @@ import threading
 
 import pytest
 
-from helpers import PY, job_toml, py_cmd, read_state, write_config
+from helpers import PY, job, py_cmd, read_state, write_config
 from insect_console.events import Notification
 from insect_console.notify import next_streak, notification_for
+from insect_console.records import finished
 
 NOTIFY_SCRIPT = """\
 import json, os, sys
@@ -51,14 +53,14 @@ def collect(engine) -> list[Notification]:
 
 
 def test_three_failures_notify_once_per_streak_and_recovery_once(tmp_path, engines, notified, caplog):
-    cfg = write_config(tmp_path, job_toml("flaky", FLAKY), settings={"notify_command": notified.command})
+    cfg = write_config(tmp_path, [job("flaky", FLAKY)], settings={"notify_command": notified.command})
     engine = engines(cfg, base_dir=tmp_path)
     notes = collect(engine)
-    job = engine.config.job("flaky")
+    flaky = engine.config.job("flaky")
     ok = tmp_path / "ok"
 
     def run(expect: str) -> None:
-        assert engine.execute(job)["status"] == expect
+        assert engine.execute(flaky)["status"] == expect
 
     caplog.set_level(logging.WARNING, logger="insect_console")
     run("error")
@@ -102,23 +104,23 @@ def test_three_failures_notify_once_per_streak_and_recovery_once(tmp_path, engin
 
 
 def test_a_success_before_the_threshold_resets_the_streak(tmp_path, engines, notified):
-    cfg = write_config(tmp_path, job_toml("flaky", FLAKY), settings={"notify_command": notified.command})
+    cfg = write_config(tmp_path, [job("flaky", FLAKY)], settings={"notify_command": notified.command})
     engine = engines(cfg, base_dir=tmp_path)
     notes = collect(engine)
-    job = engine.config.job("flaky")
-    engine.execute(job)
-    engine.execute(job)
+    flaky = engine.config.job("flaky")
+    engine.execute(flaky)
+    engine.execute(flaky)
     (tmp_path / "ok").touch()
-    engine.execute(job)                                   # success: no "recovered" (never notified)
+    engine.execute(flaky)                                   # success: no "recovered" (never notified)
     (tmp_path / "ok").unlink()
-    engine.execute(job)
-    engine.execute(job)
+    engine.execute(flaky)
+    engine.execute(flaky)
     assert notes == [] and notified() == []
     assert read_state(cfg)["jobs"]["flaky"]["error_count"] == 2
 
 
 def test_timeouts_count_as_failures_and_the_threshold_is_a_setting(tmp_path, engines, notified):
-    cfg = write_config(tmp_path, job_toml("hangs", "sleep 300", timeout=1),
+    cfg = write_config(tmp_path, [job("hangs", "sleep 300", timeout=1)],
                        settings={"notify_command": notified.command, "failure_threshold": 1, "kill_grace": 1})
     engine = engines(cfg, base_dir=tmp_path)
     notes = collect(engine)
@@ -129,7 +131,7 @@ def test_timeouts_count_as_failures_and_the_threshold_is_a_setting(tmp_path, eng
 
 
 def test_a_broken_notify_command_does_not_break_runs(tmp_path, engines, caplog):
-    cfg = write_config(tmp_path, job_toml("bad", "false"),
+    cfg = write_config(tmp_path, [job("bad", "false")],
                        settings={"notify_command": "no-such-notifier-for-insect-tests --x", "failure_threshold": 1})
     engine = engines(cfg, base_dir=tmp_path)
     notes = collect(engine)
@@ -143,7 +145,7 @@ def test_a_broken_notify_command_does_not_break_runs(tmp_path, engines, caplog):
 
 
 def test_without_a_notify_command_the_event_is_still_sent(tmp_path, engines):
-    cfg = write_config(tmp_path, job_toml("bad", "false"))
+    cfg = write_config(tmp_path, [job("bad", "false")])
     engine = engines(cfg, base_dir=tmp_path)
     notes = collect(engine)
     for _ in range(3):
@@ -167,5 +169,7 @@ def test_next_streak(previous, status, current):
      (3, 0, "success", "recovered"), (2, 0, "success", None), (0, 0, "success", None), (3, 3, "interrupted", None)],
 )
 def test_notification_for(previous, current, status, kind):
-    note = notification_for("j", previous, current, 3, {"status": status, "error": "boom" if status != "success" else None})
+    at = dt.datetime(2026, 3, 14, 2, 0)
+    record = finished("j", start=at, end=at, status=status, error="boom" if status != "success" else None)
+    note = notification_for("j", previous, current, 3, record)
     assert (note.kind if note else None) == kind

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from insect_console.config import ConfigStore, Settings, settings_table, toml_header
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_every_setting_has_a_doc():

@@ -1,4 +1,5 @@
-"""Fixtures: a leak guard for processes, engines that are always stopped, daemons that are always ended."""
+"""Fixtures of the engine suite: a leak guard for processes, engines that are always stopped,
+daemons that are always ended, and the end of the warm CLI fork server."""
 
 from __future__ import annotations
 
@@ -8,29 +9,24 @@ from typing import Callable
 
 import pytest
 
-from helpers import Daemon, leftover_guard, stop_cli_server
-
-HERE = Path(__file__).parent
+from forkserver import stop_cli_server
+from helpers import Daemon, leftover_guard
 
 
 @pytest.fixture(scope="session", autouse=True)
 def cli_fork_server():
-    """End the warm CLI fork server (see helpers.cli_forked) after the session."""
+    """End the warm CLI fork server (see forkserver.cli_forked) after the session."""
     yield
     stop_cli_server()
 
 
 @pytest.fixture(autouse=True)
-def process_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+def process_guard(monkeypatch: pytest.MonkeyPatch):
     """Tag every process the test starts (through the environment) and fail if one outlives it.
 
     The engine's runs, the CLI and daemon subprocesses, their jobs, and jobs that called setsid
-    all inherit the tag, so a leftover of any kind is found, ended, and reported. Only for the
-    test files of this directory: the suites in subdirectories have their own fixtures.
+    all inherit the tag, so a leftover of any kind is found, ended, and reported.
     """
-    if request.node.path.parent != HERE:
-        yield None
-        return
     with leftover_guard(monkeypatch, timeout=5) as tag:
         yield tag
         for thread in threading.enumerate():
@@ -57,11 +53,12 @@ def engines() -> Callable:
 
 @pytest.fixture
 def daemons() -> Callable:
-    """Start headless schedulers with `daemons(cwd, ...)`; every one is ended afterwards."""
+    """Start headless schedulers with `daemons(base, ...)` (helpers.Daemon's arguments); every
+    one is ended afterwards."""
     started: list[Daemon] = []
 
-    def start(cwd: Path, **kwargs) -> Daemon:
-        d = Daemon(cwd, **kwargs)
+    def start(base: Path, **kwargs) -> Daemon:
+        d = Daemon(base, **kwargs)
         started.append(d)
         return d
 

@@ -10,16 +10,16 @@ import tomllib
 
 import pytest
 
+from forkserver import cli_forked
 from helpers import (
     CONFIG_REL,
-    PY,
     assert_one_line_error,
     check_batch_result,
     cli,
-    cli_forked,
+    cli_process,
     history_records,
     is_alive,
-    job_toml,
+    job,
     kill_processes,
     read_state,
     run_survivors,
@@ -38,7 +38,7 @@ def config_jobs(path):
 @pytest.fixture
 def abc(tmp_path):
     """A config with three jobs a, b, c."""
-    return write_config(tmp_path, job_toml("a", "echo a"), job_toml("b", "echo b", "daily", "02:00"), job_toml("c", "echo c", "weekly", "sunday"))
+    return write_config(tmp_path, [job("a", "echo a"), job("b", "echo b", "daily", "02:00"), job("c", "echo c", "weekly", "sunday")])
 
 
 # -- list ----------------------------------------------------------------------------------------
@@ -76,7 +76,7 @@ def test_list_shows_last_runs(tmp_path, abc):
 
 
 def test_config_option_before_or_after_the_command(tmp_path):
-    write_config(tmp_path, job_toml("only", "true"), rel="elsewhere/jobs.toml")
+    write_config(tmp_path, [job("only", "true")], rel="elsewhere/jobs.toml")
     for args in (("-c", "elsewhere/jobs.toml", "list"), ("list", "-c", "elsewhere/jobs.toml"), ("list", "--config", "elsewhere/jobs.toml")):
         done = cli_forked(tmp_path, *args, config=None)
         assert done.returncode == 0, done.stderr
@@ -202,7 +202,9 @@ BROKEN_TOML = '[[jobs]]\nname = "a"\ncommand = "echo a\nschedule_type = "interva
     ids=lambda a: " ".join(a),
 )
 def test_broken_toml_is_one_line_with_file_and_line_and_never_rewritten(tmp_path, args):
-    cfg = write_config(tmp_path, BROKEN_TOML)
+    cfg = tmp_path / CONFIG_REL
+    cfg.parent.mkdir()
+    cfg.write_text(BROKEN_TOML)
     before = cfg.read_bytes()
     mtime = cfg.stat().st_mtime_ns
     assert_one_line_error(cli_forked(tmp_path, *args, timeout=30), CONFIG_REL, "line 3")
@@ -211,8 +213,15 @@ def test_broken_toml_is_one_line_with_file_and_line_and_never_rewritten(tmp_path
     assert [p.name for p in cfg.parent.iterdir() if p.is_file()] == ["batch_config.toml"]
 
 
+# hand-written [[jobs]] tables: line 8 is the `name = "late"` line
+LATE_TOML = ('[[jobs]]\nname = "ok"\ncommand = "true"\nschedule_type = "interval"\nschedule_time = "3600"\n\n'
+             '[[jobs]]\nname = "late"\ncommand = "true"\nschedule_type = "daily"\nschedule_time = "24:30"\n')
+
+
 def test_invalid_job_in_config_is_one_line_with_line_and_field(tmp_path):
-    cfg = write_config(tmp_path, job_toml("ok", "true"), job_toml("late", "true", "daily", "24:30"))
+    cfg = tmp_path / CONFIG_REL
+    cfg.parent.mkdir()
+    cfg.write_text(LATE_TOML)
     before = cfg.read_bytes()
     assert_one_line_error(cli_forked(tmp_path, "list"), CONFIG_REL, "line 8", "late", "schedule_time")
     assert cfg.read_bytes() == before
@@ -305,7 +314,7 @@ def test_convert_to_a_named_target(tmp_path, spec_json):
     ids=["target-exists", "source-not-json", "source-missing", "target-not-toml"],
 )
 def test_convert_errors(tmp_path, spec_json, args, needle):
-    existing = write_config(tmp_path, job_toml("keep", "true"))
+    existing = write_config(tmp_path, [job("keep", "true")])
     before = existing.read_bytes()
     assert_one_line_error(cli_forked(tmp_path, "convert", *args, config=None), needle)
     assert existing.read_bytes() == before
@@ -362,11 +371,13 @@ def runnable(tmp_path):
     release = tmp_path / "release"
     return write_config(
         tmp_path,
-        job_toml("ok", "echo all good"),
-        job_toml("three", "sh -c 'echo out; echo err >&2; exit 3'"),
-        job_toml("slow", "sleep 300", timeout=1),
-        job_toml("missing", "no-such-program-for-insect-tests"),
-        job_toml("held", wait_file_cmd(release, "released")),
+        [
+            job("ok", "echo all good"),
+            job("three", "sh -c 'echo out; echo err >&2; exit 3'"),
+            job("slow", "sleep 300", timeout=1),
+            job("missing", "no-such-program-for-insect-tests"),
+            job("held", wait_file_cmd(release, "released")),
+        ],
         settings={"kill_grace": 1},
     )
 
@@ -407,9 +418,7 @@ def test_run_job_timeout_exit_124(tmp_path, runnable):
 
 
 def test_run_job_exit_75_while_another_run_holds_the_job(tmp_path, runnable):
-    first = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "held"], cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    with cli_process(tmp_path, "run-job", "held", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as first:
         wait_for(lambda: any(e.get("job_name") == "held" for e in read_state(runnable)["running"].values()),
                  what="the first run to be entered as running")
         second = cli(tmp_path, "run-job", "held")
@@ -417,10 +426,6 @@ def test_run_job_exit_75_while_another_run_holds_the_job(tmp_path, runnable):
         assert cli(tmp_path, "run-job", "--local", "held").returncode == 75
         (tmp_path / "release").touch()
         out, err = first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait()
     assert first.returncode == 0, err
     assert out == "released\n"
     assert [r["status"] for r in history_records(tmp_path / "logs" / "batch")] == ["success"]
@@ -428,20 +433,16 @@ def test_run_job_exit_75_while_another_run_holds_the_job(tmp_path, runnable):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_run_job_interrupted_ends_its_job_and_records_it(tmp_path, sig):
-    cfg = write_config(tmp_path, job_toml("long", "sh -c 'echo started; sleep 300'"), settings={"kill_grace": 1})
-    proc = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "long"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    cfg = write_config(tmp_path, [job("long", "sh -c 'echo started; sleep 300'")], settings={"kill_grace": 1})
     run_id = None
     try:
-        run_id, info = wait_for(lambda: next(((k, e) for k, e in read_state(cfg)["running"].items() if e.get("pid")), None),
-                                what="the run's pid in the state")
-        os.kill(proc.pid, sig)
-        proc.communicate(timeout=30)
-        leftovers = run_survivors(run_id)
+        with cli_process(tmp_path, "run-job", "long", stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+            run_id, info = wait_for(lambda: next(((k, e) for k, e in read_state(cfg)["running"].items() if e.get("pid")), None),
+                                    what="the run's pid in the state")
+            os.kill(proc.pid, sig)
+            proc.communicate(timeout=30)
+            leftovers = run_survivors(run_id)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         if run_id is not None:
             kill_processes(run_survivors(run_id))
     assert proc.returncode != 0
@@ -452,15 +453,14 @@ def test_run_job_interrupted_ends_its_job_and_records_it(tmp_path, sig):
 
 
 def test_a_run_job_killed_with_sigkill_is_not_shown_running_forever(tmp_path):
-    cfg = write_config(tmp_path, job_toml("long", "sleep 300"), job_toml("quick", "true"))
-    proc = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "long"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        run_id, entry = wait_for(lambda: next(((k, e) for k, e in read_state(cfg)["running"].items() if e.get("pid")), None),
-                                 what="the run's pid in the state")
-    finally:
-        proc.kill()                                   # the OOM killer takes run-job ...
-        proc.communicate()
+    cfg = write_config(tmp_path, [job("long", "sleep 300"), job("quick", "true")])
+    with cli_process(tmp_path, "run-job", "long", stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            run_id, entry = wait_for(lambda: next(((k, e) for k, e in read_state(cfg)["running"].items() if e.get("pid")), None),
+                                     what="the run's pid in the state")
+        finally:
+            proc.kill()                               # the OOM killer takes run-job ...
+            proc.communicate()
     os.kill(entry["pid"], signal.SIGKILL)             # ... and its job
     wait_for(lambda: not is_alive(entry["pid"]), what="the job to die")
     assert cli_forked(tmp_path, "run-job", "quick").returncode == 0

@@ -9,17 +9,18 @@ import subprocess
 
 import pytest
 
+from forkserver import cli_forked
 from helpers import (
     CONFIG_REL,
     PY,
     assert_one_line_error,
     check_batch_result,
     cli,
-    cli_forked,
+    cli_process,
     fast_settings,
     history_records,
     is_alive,
-    job_toml,
+    job,
     read_state,
     run_survivors,
     wait_file_cmd,
@@ -42,13 +43,13 @@ def running_entry(cfg, job):
 
 
 def test_daemon_runs_a_one_second_job_and_exits_0_on_sigterm(tmp_path, daemons):
-    cfg = write_config(tmp_path, job_toml("tick", "echo tick", "interval", "1"), settings=fast_settings())
+    cfg = write_config(tmp_path, [job("tick", "echo tick", "interval", "1")], settings=fast_settings())
     config_before = cfg.read_bytes()
     d = daemons(tmp_path)
-    d.wait_started()
+    d.started()
     wait_for(lambda: len(records(tmp_path, "tick", "success")) >= 2, what="two runs of the 1-second job")
     assert d.stop(signal.SIGTERM) == 0
-    log = d.log()
+    log = d.log
     assert "SIGTERM received" in log and "scheduler stopped" in log
     assert "Traceback" not in log
     done = records(tmp_path)
@@ -63,22 +64,22 @@ def test_daemon_runs_a_one_second_job_and_exits_0_on_sigterm(tmp_path, daemons):
 
 
 def test_daemon_exits_0_on_sigint(tmp_path, daemons):
-    write_config(tmp_path, job_toml("a", "true", "daily", "02:00"), settings=fast_settings())
+    write_config(tmp_path, [job("a", "true", "daily", "02:00")], settings=fast_settings())
     d = daemons(tmp_path)
-    d.wait_started()
+    d.started()
     assert d.stop(signal.SIGINT) == 0
-    assert "SIGINT received" in d.log()
+    assert "SIGINT received" in d.log
 
 
 def test_daemon_picks_up_a_cli_add_live(tmp_path, daemons):
-    write_config(tmp_path, job_toml("nightly", "echo night", "daily", "02:00"), settings=fast_settings())
+    write_config(tmp_path, [job("nightly", "echo night", "daily", "02:00")], settings=fast_settings())
     d = daemons(tmp_path)
-    d.wait_started()
+    d.started()
     done = cli(tmp_path, "add", "live", "echo live", "--type", "interval", "--time", "1")
     assert done.returncode == 0, done.stderr
     # the README promises "within a second"; a generous limit keeps this a test of behaviour, not of speed
     wait_for(lambda: records(tmp_path, "live", "success"), timeout=15, what="the added job to run")
-    assert "config reloaded" in d.log()
+    assert "config reloaded" in d.log
     assert d.proc.poll() is None
     done = cli(tmp_path, "disable", "live")
     assert done.returncode == 0
@@ -86,9 +87,9 @@ def test_daemon_picks_up_a_cli_add_live(tmp_path, daemons):
 
 
 def test_a_second_scheduler_on_the_same_config_exits_2_naming_the_pid(tmp_path, daemons):
-    write_config(tmp_path, job_toml("a", "true", "daily", "02:00"), settings=fast_settings())
+    write_config(tmp_path, [job("a", "true", "daily", "02:00")], settings=fast_settings())
     first = daemons(tmp_path)
-    first.wait_started()
+    first.started()
     second = subprocess.run([PY, "-m", "insect_console", "-c", CONFIG_REL, "scheduler", "--no-ui"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     line = assert_one_line_error(second, f"pid {first.pid}", CONFIG_REL)
@@ -99,27 +100,27 @@ def test_a_second_scheduler_on_the_same_config_exits_2_naming_the_pid(tmp_path, 
 
 def test_sighup_reloads_the_config(tmp_path, daemons):
     """The config is a symlink into a directory inotify does not watch, so only SIGHUP can bring the change."""
-    real = write_config(tmp_path, job_toml("nightly", "echo night", "daily", "02:00"), settings=fast_settings(), rel="real/jobs.toml")
+    real = write_config(tmp_path, [job("nightly", "echo night", "daily", "02:00")], settings=fast_settings(), rel="real/jobs.toml")
     link = tmp_path / CONFIG_REL
     link.parent.mkdir()
     link.symlink_to(real)
     d = daemons(tmp_path)
-    d.wait_started()
-    new = tmp_path / "real" / "jobs.new"
-    new.write_text(real.read_text() + "\n" + job_toml("hup", "echo hup", "interval", "1"))
+    d.started()
+    new = write_config(tmp_path, [job("nightly", "echo night", "daily", "02:00"), job("hup", "echo hup", "interval", "1")],
+                       settings=fast_settings(), rel="real/jobs.new")
     os.replace(new, real)
     d.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: records(tmp_path, "hup", "success"), timeout=15, what="the job added before SIGHUP to run")
-    log = d.log()
+    log = d.log
     assert "SIGHUP received" in log and "config reloaded: 2 jobs" in log
     assert link.is_symlink()
     assert d.stop() == 0
 
 
 def test_a_broken_config_while_running_keeps_the_old_jobs_and_is_not_rewritten(tmp_path, daemons):
-    cfg = write_config(tmp_path, job_toml("tick", "echo tick", "interval", "1"), settings=fast_settings())
+    cfg = write_config(tmp_path, [job("tick", "echo tick", "interval", "1")], settings=fast_settings())
     d = daemons(tmp_path)
-    d.wait_started()
+    d.started()
     wait_for(lambda: records(tmp_path, "tick", "success"), what="a first run")
     broken = cfg.read_text() + "\n[[jobs]\nname = 'x'\n"
     cfg.write_text(broken)
@@ -132,10 +133,10 @@ def test_a_broken_config_while_running_keeps_the_old_jobs_and_is_not_rewritten(t
 
 
 def test_sigterm_during_a_run_ends_it_records_it_and_exits_0(tmp_path, daemons):
-    cfg = write_config(tmp_path, job_toml("long", "sh -c 'echo started; sleep 300 & sleep 300'", "interval", "1"),
+    cfg = write_config(tmp_path, [job("long", "sh -c 'echo started; sleep 300 & sleep 300'", "interval", "1")],
                        settings=fast_settings(shutdown_grace=1))
     d = daemons(tmp_path)
-    d.wait_started()
+    d.started()
     run_id, entry = wait_for(lambda: running_entry(cfg, "long"), what="the long job to start")
     assert d.stop(signal.SIGTERM) == 0
     assert run_survivors(run_id) == []
@@ -147,9 +148,9 @@ def test_sigterm_during_a_run_ends_it_records_it_and_exits_0(tmp_path, daemons):
 
 
 def test_kill_9_mid_run_then_restart_records_interrupted_and_ends_the_leftover(tmp_path, daemons):
-    cfg = write_config(tmp_path, job_toml("long", "sleep 30", "interval", "1"), settings=fast_settings())
+    cfg = write_config(tmp_path, [job("long", "sleep 30", "interval", "1")], settings=fast_settings())
     crashed = daemons(tmp_path)
-    crashed.wait_started()
+    crashed.started()
     run_id, entry = wait_for(lambda: running_entry(cfg, "long"), what="the job to start")
     leftover = entry["pid"]
     os.kill(crashed.pid, signal.SIGKILL)
@@ -158,7 +159,7 @@ def test_kill_9_mid_run_then_restart_records_interrupted_and_ends_the_leftover(t
     assert records(tmp_path, "long", "interrupted") == []
     assert cli(tmp_path, "disable", "long").returncode == 0  # the restarted daemon must not start it again
     restarted = daemons(tmp_path)
-    restarted.wait_started()
+    restarted.started()
     [record] = wait_for(lambda: records(tmp_path, "long", "interrupted"), what="the interrupted record")
     check_batch_result(record)
     assert record["run_id"] == run_id
@@ -171,9 +172,9 @@ def test_kill_9_mid_run_then_restart_records_interrupted_and_ends_the_leftover(t
 
 
 def test_run_job_goes_through_a_running_daemon(tmp_path, daemons):
-    write_config(tmp_path, job_toml("report", "echo report line", "daily", "02:00"), settings=fast_settings())
+    write_config(tmp_path, [job("report", "echo report line", "daily", "02:00")], settings=fast_settings())
     d = daemons(tmp_path)
-    d.wait_started()
+    d.started()
     done = cli(tmp_path, "run-job", "report")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "report line\n"
@@ -185,21 +186,15 @@ def test_run_job_goes_through_a_running_daemon(tmp_path, daemons):
 
 def test_run_job_exit_75_while_the_daemon_runs_the_job(tmp_path, daemons):
     release = tmp_path / "release"
-    cfg = write_config(tmp_path, job_toml("held", wait_file_cmd(release, "done"), "daily", "02:00"), settings=fast_settings())
+    cfg = write_config(tmp_path, [job("held", wait_file_cmd(release, "done"), "daily", "02:00")], settings=fast_settings())
     d = daemons(tmp_path)
-    d.wait_started()
-    first = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "held"], cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
+    d.started()
+    with cli_process(tmp_path, "run-job", "held", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as first:
         wait_for(lambda: running_entry(cfg, "held"), what="the daemon to run the job")
         assert_one_line_error(cli_forked(tmp_path, "run-job", "held"), "held", code=75)
         assert cli_forked(tmp_path, "run-job", "--local", "held").returncode == 75   # the per-job lock is shared
         release.touch()
         out, err = first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-            first.wait()
     assert first.returncode == 0, err
     assert out == "done\n"
     assert d.stop() == 0
@@ -207,20 +202,14 @@ def test_run_job_exit_75_while_the_daemon_runs_the_job(tmp_path, daemons):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_run_job_interrupted_while_the_daemon_runs_it(tmp_path, daemons, sig):
-    cfg = write_config(tmp_path, job_toml("long", "sh -c 'echo started; sleep 300'", "daily", "02:00"), settings=fast_settings())
+    cfg = write_config(tmp_path, [job("long", "sh -c 'echo started; sleep 300'", "daily", "02:00")], settings=fast_settings())
     d = daemons(tmp_path)
-    d.wait_started()
-    proc = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, "run-job", "long"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
+    d.started()
+    with cli_process(tmp_path, "run-job", "long", stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         run_id, entry = wait_for(lambda: running_entry(cfg, "long"), what="the daemon to run the job")
         wait_for(lambda: os.path.exists(entry["output_file"]) and open(entry["output_file"]).read(), what="the job's first line")
         os.kill(proc.pid, sig)
         proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode != 0
     wait_for(lambda: records(tmp_path, "long"), what="the run's record")
     assert run_survivors(run_id) == []
@@ -230,10 +219,10 @@ def test_run_job_interrupted_while_the_daemon_runs_it(tmp_path, daemons, sig):
 
 def test_a_run_that_ends_within_the_shutdown_grace_is_recorded_as_it_ended(tmp_path, daemons):
     release = tmp_path / "release"
-    cfg = write_config(tmp_path, job_toml("finishing", wait_file_cmd(release, "finished"), "interval", "1"),
+    cfg = write_config(tmp_path, [job("finishing", wait_file_cmd(release, "finished"), "interval", "1")],
                        settings=fast_settings(shutdown_grace=60))
     d = daemons(tmp_path)
-    d.wait_started()
+    d.started()
     run_id, _ = wait_for(lambda: running_entry(cfg, "finishing"), what="the job to start")
     d.proc.send_signal(signal.SIGTERM)
     d.wait_log("SIGTERM received")
@@ -247,10 +236,10 @@ def test_a_run_that_ends_within_the_shutdown_grace_is_recorded_as_it_ended(tmp_p
 
 def test_list_shows_the_daemons_runs(tmp_path, daemons):
     release = tmp_path / "release"
-    cfg = write_config(tmp_path, job_toml("busy", wait_file_cmd(release), "interval", "1"), job_toml("idle", "true", "interval", "1h"),
+    cfg = write_config(tmp_path, [job("busy", wait_file_cmd(release), "interval", "1"), job("idle", "true", "interval", "1h")],
                        settings=fast_settings())
     d = daemons(tmp_path)
-    d.wait_started()
+    d.started()
     wait_for(lambda: running_entry(cfg, "busy"), what="the job to start")
     status = {s["name"]: s for s in json.loads(cli_forked(tmp_path, "list", "--json").stdout)}
     published = read_state(cfg).get("next_runs", {})

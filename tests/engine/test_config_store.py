@@ -10,8 +10,10 @@ import threading
 import tomllib
 
 import pytest
+import tomli_w
 
-from helpers import CONFIG_REL, PY, assert_one_line_error, cli, cli_forked, job_toml, read_state, write_config
+from forkserver import cli_forked
+from helpers import CONFIG_REL, PY, assert_one_line_error, cli, job, read_state, write_config
 from insect_console.config import DEFAULT_JOBS, ConfigStore, Settings, convert
 from insect_console.errors import ConfigError, UserError, ValidationError
 from insect_console.fileio import Outage
@@ -51,8 +53,8 @@ def store_for(tmp_path, rel=CONFIG_REL):
     return ConfigStore(rel, base_dir=tmp_path)
 
 
-def new_job(name, **extra):
-    return make_job({"name": name, "command": "true", "schedule_type": "interval", "schedule_time": "60", **extra})
+def new_job(name, **changes):
+    return make_job({**job(name, "true", "interval", "60"), **changes})
 
 
 # -- defaults ---------------------------------------------------------------------------------------
@@ -136,7 +138,9 @@ BROKEN = [
 
 @pytest.mark.parametrize("text, where", BROKEN)
 def test_broken_toml_is_one_line_naming_file_and_line_and_is_never_rewritten(tmp_path, text, where):
-    path = write_config(tmp_path, text)
+    path = tmp_path / CONFIG_REL
+    path.parent.mkdir()
+    path.write_text(text)
     before = path.read_bytes()
     mtime = path.stat().st_mtime_ns
     store = store_for(tmp_path)
@@ -154,7 +158,10 @@ def test_broken_toml_is_one_line_naming_file_and_line_and_is_never_rewritten(tmp
 
 
 def test_an_invalid_job_names_its_line_and_field(tmp_path):
-    write_config(tmp_path, job_toml("good", "true"), job_toml("bad", "true", "daily", "25:00"))
+    path = tmp_path / CONFIG_REL
+    path.parent.mkdir()
+    path.write_text('[[jobs]]\nname = "good"\ncommand = "true"\nschedule_type = "interval"\nschedule_time = "3600"\n\n'
+                    '[[jobs]]\nname = "bad"\ncommand = "true"\nschedule_type = "daily"\nschedule_time = "25:00"\n')
     with pytest.raises(ConfigError) as info:
         store_for(tmp_path).load()
     message = str(info.value)
@@ -166,7 +173,7 @@ def test_an_invalid_job_names_its_line_and_field(tmp_path):
 @pytest.mark.parametrize(
     "text, needle",
     [
-        (job_toml("twice", "true") + job_toml("twice", "false"), "more than one job"),
+        (tomli_w.dumps({"jobs": [job("twice", "true"), job("twice", "false")]}), "more than one job"),
         ("colour = \"red\"\n", "unknown top-level key 'colour'"),
         ("settings = 5\n", "settings must be a table"),
         ("jobs = 5\n", "jobs must be a list"),
@@ -176,7 +183,9 @@ def test_an_invalid_job_names_its_line_and_field(tmp_path):
     ],
 )
 def test_invalid_configs(tmp_path, text, needle):
-    write_config(tmp_path, text)
+    path = tmp_path / CONFIG_REL
+    path.parent.mkdir()
+    path.write_text(text)
     with pytest.raises(ConfigError) as info:
         store_for(tmp_path).load()
     assert needle in str(info.value)
@@ -193,7 +202,7 @@ def test_a_config_that_is_not_utf8(tmp_path):
 
 
 def test_a_config_others_can_write_is_refused(tmp_path):
-    path = write_config(tmp_path, job_toml("a", "true"))
+    path = write_config(tmp_path, [job("a", "true")])
     path.chmod(0o666)
     with pytest.raises(ConfigError) as info:
         store_for(tmp_path).load()
@@ -203,7 +212,7 @@ def test_a_config_others_can_write_is_refused(tmp_path):
 # -- changes ----------------------------------------------------------------------------------------------
 
 def test_changes_keep_order_and_refuse_duplicates_and_unknown_names(tmp_path):
-    write_config(tmp_path, job_toml("a", "true"), job_toml("b", "true"), job_toml("c", "true"))
+    write_config(tmp_path, [job("a", "true"), job("b", "true"), job("c", "true")])
     store = store_for(tmp_path)
     store.replace_job("b", new_job("b2", schedule_time="120"))
     assert store.load().names() == ["a", "b2", "c"]
@@ -231,7 +240,7 @@ def test_writes_are_private_and_atomic(tmp_path):
 
 def test_twelve_processes_adding_at_once_all_survive(tmp_path):
     """Twelve CLI `add`s released at the same instant: every job is in the file afterwards."""
-    write_config(tmp_path, job_toml("existing", "true"))
+    write_config(tmp_path, [job("existing", "true")])
     go = tmp_path / "go"
     script = textwrap.dedent(
         f"""\
@@ -290,7 +299,7 @@ def test_twelve_processes_adding_to_a_config_that_does_not_exist_yet(tmp_path):
 # -- run state lives beside the config, not in it -------------------------------------------------------------
 
 def test_runs_never_rewrite_the_config(tmp_path, engines):
-    cfg = write_config(tmp_path, job_toml("a", "true"), job_toml("b", "false"))
+    cfg = write_config(tmp_path, [job("a", "true"), job("b", "false")])
     before = cfg.read_bytes()
     mtime = cfg.stat().st_mtime_ns
     engine = engines(cfg, base_dir=tmp_path)
@@ -304,7 +313,7 @@ def test_runs_never_rewrite_the_config(tmp_path, engines):
 
 
 def test_a_corrupt_state_file_is_kept_aside_and_the_engine_starts_afresh(tmp_path, engines):
-    cfg = write_config(tmp_path, job_toml("a", "true"))
+    cfg = write_config(tmp_path, [job("a", "true")])
     state_path = cfg.with_name("batch_config.state.json")
     state_path.write_text("{ not json")
     state_path.chmod(0o600)
@@ -362,7 +371,7 @@ def test_convert_writes_toml_and_refuses_to_overwrite(tmp_path):
 
 
 def test_files_made_by_a_run_are_private(tmp_path):
-    write_config(tmp_path, job_toml("a", "echo a"))
+    write_config(tmp_path, [job("a", "echo a")])
     assert cli(tmp_path, "add", "b", "true", "--type", "daily", "--time", "04:00").returncode == 0
     assert cli(tmp_path, "run-job", "a").returncode == 0
     cfg = tmp_path / CONFIG_REL
@@ -379,7 +388,7 @@ def test_files_made_by_a_run_are_private(tmp_path):
 
 
 def test_a_state_file_others_can_write_is_refused(tmp_path):
-    cfg = write_config(tmp_path, job_toml("a", "true"))
+    cfg = write_config(tmp_path, [job("a", "true")])
     state = cfg.with_name("batch_config.state.json")
     state.write_text('{"version": 1, "jobs": {}, "running": {}}')
     state.chmod(0o666)

@@ -14,7 +14,7 @@ import random
 
 import pytest
 
-from helpers import fast_settings, history_records, job_toml, wait_file_cmd, wait_for, write_config
+from helpers import fast_settings, history_records, job, wait_file_cmd, wait_for, write_config
 from insect_console.clock import ManualClock
 from insect_console.engine import MAX_SLEEP
 from insect_console.scheduling import next_run_preview
@@ -25,8 +25,9 @@ from insect_console.scheduling import JobScheduler
 D = dt.datetime
 
 
-def job(name: str, kind: str, when: str, enabled: bool = True):
-    return make_job({"name": name, "command": "true", "schedule_type": kind, "schedule_time": when, "enabled": enabled})
+def a_job(name: str, kind: str, when: str, enabled: bool = True):
+    """A validated Job (what the scheduler takes) of the shared builder's dict."""
+    return make_job(job(name, "true", kind, when, enabled=enabled))
 
 
 def scheduler_at(start: D, *jobs, anchors=None):
@@ -50,17 +51,17 @@ def scheduler_at(start: D, *jobs, anchors=None):
     ],
 )
 def test_daily_next_run(now, expected):
-    _, s = scheduler_at(now, job("d", "daily", "02:00"))
+    _, s = scheduler_at(now, a_job("d", "daily", "02:00"))
     assert s.next_run("d") == expected
 
 
 def test_daily_with_seconds():
-    _, s = scheduler_at(D(2024, 1, 10, 14, 30, 0), job("d", "daily", "14:30:15"))
+    _, s = scheduler_at(D(2024, 1, 10, 14, 30, 0), a_job("d", "daily", "14:30:15"))
     assert s.next_run("d") == D(2024, 1, 10, 14, 30, 15)
 
 
 def test_daily_is_due_at_its_time_once_then_tomorrow():
-    clock, s = scheduler_at(D(2024, 1, 10, 1, 0), job("d", "daily", "02:00"))
+    clock, s = scheduler_at(D(2024, 1, 10, 1, 0), a_job("d", "daily", "02:00"))
     clock.set(D(2024, 1, 10, 1, 59, 59))
     assert s.due() == []
     assert s.seconds_until_next() == pytest.approx(1.0)
@@ -72,7 +73,7 @@ def test_daily_is_due_at_its_time_once_then_tomorrow():
 
 
 def test_daily_runs_on_consecutive_days():
-    clock, s = scheduler_at(D(2024, 1, 10, 12, 0), job("d", "daily", "02:00"))
+    clock, s = scheduler_at(D(2024, 1, 10, 12, 0), a_job("d", "daily", "02:00"))
     seen = []
     for _ in range(5):
         clock.set(s.next_run("d"))
@@ -89,18 +90,18 @@ def test_daily_runs_on_consecutive_days():
     ids=["wed-10:00", "wed-00:00", "fri-23:30", "sat-17:42:13", "mon-00:00:01"],
 )
 def test_sunday_means_sunday_midnight_whatever_time_the_scheduler_starts(now):
-    _, s = scheduler_at(now, job("w", "weekly", "sunday"))
+    _, s = scheduler_at(now, a_job("w", "weekly", "sunday"))
     assert s.next_run("w") == D(2024, 1, 7, 0, 0)  # 2024-01-07 is a Sunday
     assert s.next_run("w").weekday() == 6
 
 
 def test_sunday_started_on_a_sunday_afternoon_waits_for_next_sunday_midnight():
-    _, s = scheduler_at(D(2024, 1, 7, 10, 0), job("w", "weekly", "sunday"))
+    _, s = scheduler_at(D(2024, 1, 7, 10, 0), a_job("w", "weekly", "sunday"))
     assert s.next_run("w") == D(2024, 1, 14, 0, 0)
 
 
 def test_sunday_one_second_before_midnight():
-    clock, s = scheduler_at(D(2024, 1, 6, 23, 59, 59), job("w", "weekly", "sunday"))
+    clock, s = scheduler_at(D(2024, 1, 6, 23, 59, 59), a_job("w", "weekly", "sunday"))
     assert s.seconds_until_next() == pytest.approx(1.0)
     clock.advance(1)
     assert s.due() == ["w"]
@@ -108,18 +109,18 @@ def test_sunday_one_second_before_midnight():
 
 
 def test_weekly_with_time_on_the_same_day():
-    _, s = scheduler_at(D(2024, 1, 7, 1, 0), job("w", "weekly", "sun 03:00"))
+    _, s = scheduler_at(D(2024, 1, 7, 1, 0), a_job("w", "weekly", "sun 03:00"))
     assert s.next_run("w") == D(2024, 1, 7, 3, 0)
 
 
 @pytest.mark.parametrize("day, expected", [("monday", D(2024, 1, 8)), ("wednesday", D(2024, 1, 10)), ("saturday", D(2024, 1, 6))])
 def test_other_weekdays(day, expected):
-    _, s = scheduler_at(D(2024, 1, 3, 10, 0), job("w", "weekly", day))  # a Wednesday, 10:00
+    _, s = scheduler_at(D(2024, 1, 3, 10, 0), a_job("w", "weekly", day))  # a Wednesday, 10:00
     assert s.next_run("w") == expected
 
 
 def test_weekly_is_due_every_seven_days():
-    clock, s = scheduler_at(D(2024, 1, 3, 10, 0), job("w", "weekly", "sunday"))
+    clock, s = scheduler_at(D(2024, 1, 3, 10, 0), a_job("w", "weekly", "sunday"))
     runs = []
     for _ in range(3):
         clock.set(s.next_run("w"))
@@ -131,20 +132,20 @@ def test_weekly_is_due_every_seven_days():
 # -- intervals keep their grid ------------------------------------------------------------------------
 
 def test_first_interval_run_is_one_interval_after_start():
-    _, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), job("i", "interval", "60"))
+    _, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), a_job("i", "interval", "60"))
     assert s.next_run("i") == D(2024, 1, 1, 10, 1, 0)
     assert s.seconds_until_next() == pytest.approx(60.0)
 
 
 def test_a_late_run_does_not_push_the_grid():
-    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), job("i", "interval", "60"))
+    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), a_job("i", "interval", "60"))
     clock.advance(60.7)  # the loop woke 0.7 s late
     assert s.due() == ["i"]
     assert s.next_run("i") == D(2024, 1, 1, 10, 2, 0)  # not 10:02:00.7
 
 
 def test_missed_periods_run_once_and_stay_on_the_grid():
-    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), job("i", "interval", "60"))
+    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), a_job("i", "interval", "60"))
     clock.advance(5 * 60 + 30)  # suspended for five and a half periods
     assert s.due() == ["i"]
     assert s.due() == []
@@ -153,7 +154,7 @@ def test_missed_periods_run_once_and_stay_on_the_grid():
 
 def test_grid_holds_over_many_runs_with_jitter():
     start = D(2024, 1, 1, 10, 0, 0)
-    clock, s = scheduler_at(start, job("i", "interval", "15m"))
+    clock, s = scheduler_at(start, a_job("i", "interval", "15m"))
     rng = random.Random(7)
     for k in range(1, 101):
         clock.set(start + dt.timedelta(minutes=15 * k, seconds=rng.uniform(0, 30)))
@@ -172,25 +173,25 @@ def test_grid_holds_over_many_runs_with_jitter():
     ],
 )
 def test_interval_anchor_from_the_last_run_carries_the_grid_over_a_restart(anchor, expected):
-    _, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), job("i", "interval", "60"), anchors={"i": anchor})
+    _, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), a_job("i", "interval", "60"), anchors={"i": anchor})
     assert s.next_run("i") == expected
 
 
 def test_anchors_do_not_move_fixed_time_jobs():
-    _, s = scheduler_at(D(2024, 1, 1, 10, 0), job("d", "daily", "02:00"), anchors={"d": D(2024, 1, 1, 9, 0)})
+    _, s = scheduler_at(D(2024, 1, 1, 10, 0), a_job("d", "daily", "02:00"), anchors={"d": D(2024, 1, 1, 9, 0)})
     assert s.next_run("d") == D(2024, 1, 2, 2, 0)
 
 
 # -- sync --------------------------------------------------------------------------------------------
 
 def test_sync_keeps_unchanged_jobs_and_resets_changed_ones():
-    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), job("a", "interval", "60"), job("b", "interval", "60"))
+    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), a_job("a", "interval", "60"), a_job("b", "interval", "60"))
     clock.advance(30)
-    s.sync([job("a", "interval", "60"), job("b", "interval", "120"), job("c", "daily", "02:00")])
+    s.sync([a_job("a", "interval", "60"), a_job("b", "interval", "120"), a_job("c", "daily", "02:00")])
     assert s.next_run("a") == D(2024, 1, 1, 10, 1, 0)      # untouched
     assert s.next_run("b") == D(2024, 1, 1, 10, 2, 30)     # changed: from now
     assert s.next_run("c") == D(2024, 1, 2, 2, 0)          # new
-    s.sync([job("a", "interval", "60", enabled=False), job("b", "interval", "120")])
+    s.sync([a_job("a", "interval", "60", enabled=False), a_job("b", "interval", "120")])
     assert s.next_run("a") is None                          # disabled
     assert s.next_run("c") is None                          # removed
     s.sync([])
@@ -199,14 +200,14 @@ def test_sync_keeps_unchanged_jobs_and_resets_changed_ones():
 
 
 def test_disabled_jobs_are_never_due():
-    clock, s = scheduler_at(D(2024, 1, 1, 10, 0), job("off", "interval", "1", enabled=False))
+    clock, s = scheduler_at(D(2024, 1, 1, 10, 0), a_job("off", "interval", "1", enabled=False))
     clock.advance(3600)
     assert s.due() == []
     assert s.seconds_until_next() is None
 
 
 def test_several_jobs_due_together_each_once():
-    clock, s = scheduler_at(D(2024, 1, 1, 1, 0), job("a", "daily", "02:00"), job("b", "daily", "02:00"), job("c", "interval", "1h"))
+    clock, s = scheduler_at(D(2024, 1, 1, 1, 0), a_job("a", "daily", "02:00"), a_job("b", "daily", "02:00"), a_job("c", "interval", "1h"))
     clock.set(D(2024, 1, 1, 2, 0))
     assert sorted(s.due()) == ["a", "b", "c"]
     assert s.due() == []
@@ -214,9 +215,9 @@ def test_several_jobs_due_together_each_once():
 
 def test_next_run_preview_matches_the_scheduler():
     clock = ManualClock(D(2024, 1, 3, 10, 0))
-    assert next_run_preview(job("w", "weekly", "sunday"), clock) == D(2024, 1, 7, 0, 0)
-    assert next_run_preview(job("d", "daily", "02:00"), clock) == D(2024, 1, 4, 2, 0)
-    assert next_run_preview(job("off", "daily", "02:00", enabled=False), clock) is None
+    assert next_run_preview(a_job("w", "weekly", "sunday"), clock) == D(2024, 1, 7, 0, 0)
+    assert next_run_preview(a_job("d", "daily", "02:00"), clock) == D(2024, 1, 4, 2, 0)
+    assert next_run_preview(a_job("off", "daily", "02:00", enabled=False), clock) is None
 
 
 # -- the engine's loop on a manual clock ---------------------------------------------------------------
@@ -228,7 +229,7 @@ def _finished(engine):
 
 
 def test_engine_runs_an_interval_job_when_the_clock_reaches_it(tmp_path, engines):
-    cfg = write_config(tmp_path, job_toml("tick", "echo tick", "interval", "60"), settings=fast_settings())
+    cfg = write_config(tmp_path, [job("tick", "echo tick", "interval", "60")], settings=fast_settings())
     clock = ManualClock(D(2024, 1, 1, 10, 0, 0))
     engine = engines(cfg, base_dir=tmp_path, clock=clock)
     events = _finished(engine)
@@ -249,7 +250,7 @@ def test_engine_runs_an_interval_job_when_the_clock_reaches_it(tmp_path, engines
 def _nightly(tmp_path, engines, start: D, command: str = "echo night"):
     """A started engine on a ManualClock at `start` with one job due daily at 02:00:
     (clock, engine, its RunFinished/RunSkipped queue, the clock readings at each RunStarted)."""
-    cfg = write_config(tmp_path, job_toml("nightly", command, "daily", "02:00"), settings=fast_settings())
+    cfg = write_config(tmp_path, [job("nightly", command, "daily", "02:00")], settings=fast_settings())
     clock = ManualClock(start)
     engine = engines(cfg, base_dir=tmp_path, clock=clock)
     events = _finished(engine)
@@ -276,7 +277,7 @@ def _slow_every_minute(tmp_path, engines):
     """A started engine at 10:00 on a ManualClock with "slow", every 60 s, running until the
     file `release` exists: (clock, engine, its RunFinished/RunSkipped queue, release)."""
     release = tmp_path / "release"
-    cfg = write_config(tmp_path, job_toml("slow", wait_file_cmd(release), "interval", "60"), settings=fast_settings())
+    cfg = write_config(tmp_path, [job("slow", wait_file_cmd(release), "interval", "60")], settings=fast_settings())
     clock = ManualClock(D(2024, 1, 1, 10, 0, 0))
     engine = engines(cfg, base_dir=tmp_path, clock=clock)
     events = _finished(engine)
@@ -303,7 +304,7 @@ def test_engine_skips_a_due_run_while_the_job_still_runs(tmp_path, engines):
 # -- starting on the due instant: prepared ahead, spawned when due ------------------------------
 
 def test_peek_due_looks_ahead_without_moving_anything_on():
-    clock, s = scheduler_at(D(2024, 1, 1, 1, 59, 59, 980000), job("d", "daily", "02:00"), job("i", "interval", "60"))
+    clock, s = scheduler_at(D(2024, 1, 1, 1, 59, 59, 980000), a_job("d", "daily", "02:00"), a_job("i", "interval", "60"))
     assert s.peek_due(clock.now()) == []
     ahead = s.peek_due(clock.now() + dt.timedelta(seconds=0.025))
     assert [(d.name, d.at) for d in ahead] == [("d", D(2024, 1, 1, 2, 0))]
@@ -311,7 +312,7 @@ def test_peek_due_looks_ahead_without_moving_anything_on():
 
 
 def test_a_fixed_time_job_taken_early_is_moved_on_to_its_next_day_not_run_twice():
-    clock, s = scheduler_at(D(2024, 1, 1, 1, 59, 59, 980000), job("d", "daily", "02:00"))
+    clock, s = scheduler_at(D(2024, 1, 1, 1, 59, 59, 980000), a_job("d", "daily", "02:00"))
     s.move_on(s.peek_due(clock.now() + dt.timedelta(seconds=0.025)))
     assert s.next_run("d") == D(2024, 1, 2, 2, 0)          # not 02:00 today again
     clock.advance(0.02)
@@ -319,11 +320,11 @@ def test_a_fixed_time_job_taken_early_is_moved_on_to_its_next_day_not_run_twice(
 
 
 def test_a_burst_is_peeked_earliest_first_and_a_job_changed_in_between_is_left_as_synced():
-    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), *(job(f"j{i}", "daily", f"10:00:{i:02d}") for i in (3, 1, 2)))
+    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), *(a_job(f"j{i}", "daily", f"10:00:{i:02d}") for i in (3, 1, 2)))
     clock.set(D(2024, 1, 1, 10, 0, 3))
     taken = s.peek_due(clock.now())
     assert [d.name for d in taken] == ["j1", "j2", "j3"]
-    s.sync([job("j1", "daily", "10:00:01"), job("j2", "daily", "11:00"), job("j3", "daily", "10:00:03")])
+    s.sync([a_job("j1", "daily", "10:00:01"), a_job("j2", "daily", "11:00"), a_job("j3", "daily", "10:00:03")])
     s.move_on(taken)
     assert s.next_run("j1") == D(2024, 1, 2, 10, 0, 1)
     assert s.next_run("j2") == D(2024, 1, 1, 11, 0)        # changed by the sync: as the sync made it
@@ -397,7 +398,7 @@ def test_a_run_that_ends_within_the_lead_is_not_skipped(tmp_path, engines):
 
 def test_list_preview_agrees_with_the_grid_a_scheduler_would_use(tmp_path, engines):
     """`list` without a daemon shows when the job would run if the scheduler started now."""
-    cfg = write_config(tmp_path, job_toml("hourly", "true", "interval", "3600"))
+    cfg = write_config(tmp_path, [job("hourly", "true", "interval", "3600")])
     last = D(2024, 1, 1, 9, 0, 0)
     state = {"version": 1, "running": {}, "jobs": {"hourly": {"last_run": last.astimezone().isoformat(), "last_status": "success", "error_count": 0}}}
     cfg.with_name("batch_config.state.json").write_text(json.dumps(state))
@@ -420,7 +421,7 @@ def jump(clock, s, seconds):
 
 @pytest.mark.parametrize("seconds", [7200, -7200, 30 * 86400, -86400])
 def test_interval_grid_moves_with_a_jump(seconds):
-    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), job("i", "interval", "60"))
+    clock, s = scheduler_at(D(2024, 1, 1, 10, 0, 0), a_job("i", "interval", "60"))
     clock.advance(20)
     jump(clock, s, seconds)
     assert s.due() == []                                   # no burst, no early run
@@ -430,7 +431,7 @@ def test_interval_grid_moves_with_a_jump(seconds):
 
 
 def test_forward_jump_within_3h_runs_jumped_over_times_once():
-    clock, s = scheduler_at(D(2024, 1, 1, 1, 0), job("d", "daily", "02:00"), job("e", "daily", "03:30"), job("late", "daily", "05:00"))
+    clock, s = scheduler_at(D(2024, 1, 1, 1, 0), a_job("d", "daily", "02:00"), a_job("e", "daily", "03:30"), a_job("late", "daily", "05:00"))
     jump(clock, s, 3 * 3600)                               # 01:00 -> 04:00
     assert sorted(s.due()) == ["d", "e"]
     assert s.due() == []
@@ -438,7 +439,7 @@ def test_forward_jump_within_3h_runs_jumped_over_times_once():
 
 
 def test_backward_jump_within_3h_does_not_run_a_time_twice():
-    clock, s = scheduler_at(D(2024, 1, 1, 10, 0), job("d", "daily", "11:00"))
+    clock, s = scheduler_at(D(2024, 1, 1, 10, 0), a_job("d", "daily", "11:00"))
     clock.set(D(2024, 1, 1, 11, 0))
     assert s.due() == ["d"]
     clock.advance(60)
@@ -449,7 +450,7 @@ def test_backward_jump_within_3h_does_not_run_a_time_twice():
 
 
 def test_forward_jump_over_3h_resets_fixed_times_without_catch_up():
-    clock, s = scheduler_at(D(2024, 1, 1, 1, 0), job("d", "daily", "02:00"), job("w", "weekly", "monday 03:00"))
+    clock, s = scheduler_at(D(2024, 1, 1, 1, 0), a_job("d", "daily", "02:00"), a_job("w", "weekly", "monday 03:00"))
     jump(clock, s, 5 * 3600)                               # 01:00 -> 06:00 on Monday 2024-01-01
     assert s.due() == []
     assert s.next_run("d") == D(2024, 1, 2, 2, 0)
@@ -457,7 +458,7 @@ def test_forward_jump_over_3h_resets_fixed_times_without_catch_up():
 
 
 def test_backward_jump_over_3h_resets_fixed_times_to_the_new_clock():
-    clock, s = scheduler_at(D(2024, 1, 5, 10, 0), job("d", "daily", "11:00"))
+    clock, s = scheduler_at(D(2024, 1, 5, 10, 0), a_job("d", "daily", "11:00"))
     jump(clock, s, -4 * 86400)                             # a Pi booting with an old clock: 2024-01-01 10:00
     assert s.next_run("d") == D(2024, 1, 1, 11, 0)
 
@@ -465,7 +466,7 @@ def test_backward_jump_over_3h_resets_fixed_times_to_the_new_clock():
 def test_engine_notices_a_clock_jump(tmp_path, engines):
     from insect_console.events import ClockJumped
 
-    cfg = write_config(tmp_path, job_toml("i", "true", "interval", "1h"), settings=fast_settings())
+    cfg = write_config(tmp_path, [job("i", "true", "interval", "1h")], settings=fast_settings())
     clock = ManualClock(D(2024, 1, 1, 10, 0, 0))
     engine = engines(cfg, base_dir=tmp_path, clock=clock)
     jumps: queue.Queue = queue.Queue()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CONFIG_REL, cli, fast_settings, history_records, job_toml, py_cmd, wait_for, write_config
+from helpers import CONFIG_REL, cli, fast_settings, history_records, job, py_cmd, wait_for, write_config
 
 from insect_console.config import ConfigStore
 from insect_console.control import ControlClient, peer_allowed, socket_path
@@ -29,9 +29,9 @@ def _socket(base):
 
 
 def test_socket_is_private_and_removed_on_stop(tmp_path, daemons):
-    write_config(tmp_path, job_toml("steps", STEPS, "daily", "23:59"), settings=fast_settings())
+    write_config(tmp_path, [job("steps", STEPS, "daily", "23:59")], settings=fast_settings())
     daemon = daemons(tmp_path)
-    daemon.wait_started()
+    daemon.started()
     path = _socket(tmp_path)
     mode = path.stat().st_mode
     assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
@@ -41,9 +41,9 @@ def test_socket_is_private_and_removed_on_stop(tmp_path, daemons):
 
 
 def test_run_job_goes_through_the_daemon_and_streams_output(tmp_path, daemons):
-    write_config(tmp_path, job_toml("steps", STEPS, "daily", "23:59"), settings=fast_settings())
+    write_config(tmp_path, [job("steps", STEPS, "daily", "23:59")], settings=fast_settings())
     daemon = daemons(tmp_path)
-    daemon.wait_started()
+    daemon.started()
     done = cli(tmp_path, "run-job", "steps")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["step 0", "step 1", "step 2"]
@@ -53,20 +53,20 @@ def test_run_job_goes_through_the_daemon_and_streams_output(tmp_path, daemons):
 
 
 def test_run_job_local_runs_in_process(tmp_path, daemons):
-    write_config(tmp_path, job_toml("steps", STEPS, "daily", "23:59"), settings=fast_settings())
+    write_config(tmp_path, [job("steps", STEPS, "daily", "23:59")], settings=fast_settings())
     daemon = daemons(tmp_path)
-    daemon.wait_started()
+    daemon.started()
     done = cli(tmp_path, "run-job", "--local", "steps")
     assert done.returncode == 0, done.stderr
     assert "run by the daemon" not in done.stderr
-    assert "steps: started" not in daemon.log()
+    assert "steps: started" not in daemon.log
 
 
 def test_protocol_status_run_kill_and_errors(tmp_path, daemons):
     long = py_cmd("import time\nprint('up', flush=True)\ntime.sleep(60)")
-    write_config(tmp_path, job_toml("long", long, "daily", "23:59"), settings=fast_settings())
+    write_config(tmp_path, [job("long", long, "daily", "23:59")], settings=fast_settings())
     daemon = daemons(tmp_path)
-    daemon.wait_started()
+    daemon.started()
     seen = []
     client = ControlClient(_socket(tmp_path), on_event=seen.append)
     try:
@@ -102,12 +102,14 @@ def test_a_client_that_never_reads_is_dropped_without_delaying_a_job(tmp_path, d
     tick = py_cmd("import time,sys\nopen(sys.argv[1],'a').write('%.3f\\n' % time.time())", str(marks))
     write_config(
         tmp_path,
-        job_toml("chatty", CHATTY, "daily", "23:59"),
-        job_toml("tick", tick, "interval", "1"),
+        [
+            job("chatty", CHATTY, "daily", "23:59"),
+            job("tick", tick, "interval", "1"),
+        ],
         settings=fast_settings(),
     )
     daemon = daemons(tmp_path)
-    daemon.wait_started()
+    daemon.started()
     stuck = socket.socket(socket.AF_UNIX)
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.connect(str(_socket(tmp_path)))
@@ -144,9 +146,9 @@ def test_a_client_with_another_uid_is_refused(tmp_path, daemons):
 
 
 def _refused_for_nobody(base: Path, daemons) -> None:
-    write_config(base, job_toml("steps", STEPS, "daily", "23:59"), settings=fast_settings())
+    write_config(base, [job("steps", STEPS, "daily", "23:59")], settings=fast_settings())
     daemon = daemons(base)
-    daemon.wait_started()
+    daemon.started()
     path = _socket(base)
     for directory in (base, path.parent.parent, path.parent):
         os.chmod(directory, 0o711)
@@ -175,9 +177,9 @@ def _refused_for_nobody(base: Path, daemons) -> None:
 
 
 def test_remote_engine_sees_runs_and_notices_the_daemon_going_away(tmp_path, daemons):
-    write_config(tmp_path, job_toml("steps", STEPS, "daily", "23:59"), settings=fast_settings())
+    write_config(tmp_path, [job("steps", STEPS, "daily", "23:59")], settings=fast_settings())
     daemon = daemons(tmp_path)
-    daemon.wait_started()
+    daemon.started()
     remote = RemoteEngine(ConfigStore(CONFIG_REL, tmp_path))
     seen = []
     remote.subscribe(seen.append)
@@ -203,9 +205,9 @@ def test_remote_engine_sees_runs_and_notices_the_daemon_going_away(tmp_path, dae
 def test_a_console_leaving_is_just_a_closed_connection(tmp_path, daemons):
     marks = tmp_path / "ticks"
     tick = py_cmd("import time,sys\nopen(sys.argv[1],'a').write('%.3f\\n' % time.time())", str(marks))
-    write_config(tmp_path, job_toml("tick", tick, "interval", "1"), settings=fast_settings())
+    write_config(tmp_path, [job("tick", tick, "interval", "1")], settings=fast_settings())
     daemon = daemons(tmp_path)
-    daemon.wait_started()
+    daemon.started()
     wait_for(marks.exists, what="the first tick")
     for _ in range(3):
         remote = RemoteEngine(ConfigStore(CONFIG_REL, tmp_path))
@@ -217,4 +219,4 @@ def test_a_console_leaving_is_just_a_closed_connection(tmp_path, daemons):
     count = len(marks.read_text().split())
     wait_for(lambda: len(marks.read_text().split()) >= count + 2, timeout=10, what="more ticks")
     assert daemon.proc.poll() is None
-    assert "Traceback" not in daemon.log()
+    assert "Traceback" not in daemon.log

@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 
 import insect_console
-from helpers import CONFIG_REL, PY, end_process, job_toml, wait_for, write_config
+from helpers import CONFIG_REL, PY, end_process, job, wait_for, write_config
 
 UI_PACKAGES = ("textual", "rich")
 UI_PATHS = ("insect_console.app", "insect_console.screens", "insect_console.widgets")
@@ -62,7 +62,7 @@ def test_import_linter_contracts_are_kept():
 
 
 def test_cli_list_in_a_fresh_interpreter_loads_no_textual(tmp_path):
-    write_config(tmp_path, job_toml("a", "true"))
+    write_config(tmp_path, [job("a", "true")])
     script = textwrap.dedent(
         f"""\
         import json, sys
@@ -89,7 +89,7 @@ def test_importing_every_engine_module_loads_no_textual(tmp_path):
 
 
 def test_python_m_list_with_importtime_mentions_no_textual(tmp_path):
-    write_config(tmp_path, job_toml("a", "true"))
+    write_config(tmp_path, [job("a", "true")])
     done = subprocess.run([PY, "-X", "importtime", "-m", "insect_console", "-c", CONFIG_REL, "list"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -99,7 +99,7 @@ def test_python_m_list_with_importtime_mentions_no_textual(tmp_path):
 
 
 def test_headless_scheduler_loads_no_textual(tmp_path):
-    write_config(tmp_path, job_toml("tick", "echo tick", "interval", "1"), settings={"shutdown_grace": 2, "kill_grace": 1})
+    write_config(tmp_path, [job("tick", "echo tick", "interval", "1")], settings={"shutdown_grace": 2, "kill_grace": 1})
     dump = tmp_path / "modules.json"
     script = textwrap.dedent(
         f"""\
@@ -125,10 +125,10 @@ def test_headless_scheduler_loads_no_textual(tmp_path):
 
 
 def test_headless_scheduler_via_python_m_with_importtime(tmp_path, daemons):
-    write_config(tmp_path, job_toml("a", "true", "daily", "02:00"))
+    write_config(tmp_path, [job("a", "true", "daily", "02:00")])
     d = daemons(tmp_path, python_args=["-X", "importtime"])
-    d.wait_started()
+    d.started()
     assert d.stop() == 0
-    imported = [line.rsplit("|", 1)[-1].strip() for line in d.log().splitlines() if line.startswith("import time:")]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in d.log.splitlines() if line.startswith("import time:")]
     assert "insect_console.engine" in imported
     assert ui_modules(imported) == []

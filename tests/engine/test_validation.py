@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import job
 from insect_console.config import Settings
 from insect_console.errors import ValidationError
 from insect_console.jobs import (
@@ -19,9 +20,7 @@ from insect_console.jobs import (
 
 
 def job_data(**changes):
-    data = {"name": "job", "command": "true", "schedule_type": "interval", "schedule_time": "60"}
-    data.update(changes)
-    return data
+    return {**job("job", "true", "interval", "60"), **changes}
 
 
 # -- schedules -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from helpers import (
     check_batch_result,
     history_records,
     is_alive,
-    job_toml,
+    job,
     kill_processes,
     py_cmd,
     run_survivors,
@@ -30,7 +30,7 @@ class Run:
 
     def __init__(self, tmp_path: Path, command: str, *, shell: bool = False, timeout: float = 60, kill_grace: float = 1,
                  tail_bytes: int = 65536, cwd: str | None = None, env: dict | None = None, keep_lines: bool = True) -> None:
-        data = {"name": "job", "command": command, "schedule_type": "interval", "schedule_time": "60", "shell": shell}
+        data = job("job", command, "interval", "60", shell=shell)
         if cwd is not None:
             data["cwd"] = cwd
         if env:
@@ -240,7 +240,7 @@ def test_non_utf8_bytes_are_decoded_with_replacement(tmp_path, engines):
     assert r.lines["stderr"] == ["\ufffdoops"]
     assert "\ufffdoops" in r.outcome.error
     # the history line written by the engine is valid UTF-8 JSON with the same text
-    cfg = write_config(tmp_path / "eng", job_toml("bytes", py_cmd(code)))
+    cfg = write_config(tmp_path / "eng", [job("bytes", py_cmd(code))])
     engine = engines(cfg, base_dir=tmp_path / "eng")
     record = engine.execute(engine.config.job("bytes"))
     assert record["output"] == "café \ufffd\ufffd bad \ufffdt\ufffd\n"
@@ -334,10 +334,12 @@ def test_kill_after_the_run_ended_touches_no_other_file(tmp_path):
 def test_engine_execute_records_exit_codes_and_statuses(tmp_path, engines):
     cfg = write_config(
         tmp_path,
-        job_toml("ok", "echo fine"),
-        job_toml("three", "sh -c 'exit 3'"),
-        job_toml("slow", "sleep 300", timeout=1),
-        job_toml("missing", "no-such-program-for-insect-tests"),
+        [
+            job("ok", "echo fine"),
+            job("three", "sh -c 'exit 3'"),
+            job("slow", "sleep 300", timeout=1),
+            job("missing", "no-such-program-for-insect-tests"),
+        ],
         settings={"kill_grace": 1},
     )
     engine = engines(cfg, base_dir=tmp_path)
@@ -355,7 +357,7 @@ def test_engine_execute_records_exit_codes_and_statuses(tmp_path, engines):
 
 
 def test_engine_kill_ends_a_running_job(tmp_path, engines):
-    cfg = write_config(tmp_path, job_toml("long", "sh -c 'sleep 300 & sleep 300'"), settings={"kill_grace": 1})
+    cfg = write_config(tmp_path, [job("long", "sh -c 'sleep 300 & sleep 300'")], settings={"kill_grace": 1})
     engine = engines(cfg, base_dir=tmp_path)
     engine.start()
     active = engine.run_now("long")

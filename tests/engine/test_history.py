@@ -8,15 +8,15 @@ import queue
 
 import pytest
 
+from forkserver import cli_forked
 from helpers import (
     BATCH_RESULT_FIELDS,
     assert_one_line_error,
     check_batch_result,
     cli,
-    cli_forked,
     fast_settings,
     history_records,
-    job_toml,
+    job,
     wait_file_cmd,
     wait_for,
     write_config,
@@ -24,23 +24,17 @@ from helpers import (
 from insect_console.clock import ManualClock
 from insect_console.events import RunFinished, RunSkipped
 from insect_console.history import HistoryQuery, HistoryReader, append_record, history_file, reverse_lines
+from insect_console.records import finished
 
 DAYS = [dt.date(2024, 3, 1), dt.date(2024, 3, 2), dt.date(2024, 3, 4)]
 JOBS = ["detect", "analyse", "backup"]
 STATUS_CYCLE = ["success", "error", "success", "timeout"]
 
 
-def record(job: str, when: dt.datetime, status: str = "success", n: int = 0) -> dict:
-    return {
-        "job_name": job,
-        "start_time": when.isoformat(timespec="milliseconds"),
-        "end_time": (when + dt.timedelta(seconds=2)).isoformat(timespec="milliseconds"),
-        "status": status,
-        "output": f"run {n}\n",
-        "error": None if status == "success" else f"{status} #{n}",
-        "duration_s": 2.0,
-        "trigger": "schedule",
-    }
+def record(name: str, when: dt.datetime, status: str = "success", n: int = 0) -> dict:
+    """A two-second run's record, made by the engine's own constructor; `n` marks its output."""
+    return finished(name, start=when, end=when + dt.timedelta(seconds=2), status=status, output=f"run {n}\n",
+                    error=None if status == "success" else f"{status} #{n}", duration_s=2.0)
 
 
 @pytest.fixture
@@ -49,11 +43,11 @@ def log_dir(tmp_path):
     directory = tmp_path / "logs" / "batch"
     n = 0
     for day in DAYS:
-        for hour, job in zip((1, 2, 3), JOBS):
-            append_record(directory, record(job, dt.datetime.combine(day, dt.time(hour)), STATUS_CYCLE[n % 4], n))
+        for hour, name in zip((1, 2, 3), JOBS):
+            append_record(directory, record(name, dt.datetime.combine(day, dt.time(hour)), STATUS_CYCLE[n % 4], n))
             n += 1
     (directory / "notes.txt").write_text("not history\n")
-    (directory / "batch_2024.jsonl").write_text('{"job_name": "x", "status": "success"}\n')  # not a daily file name
+    (directory / "batch_2024.jsonl").write_text(json.dumps(record("x", dt.datetime(2024, 3, 1, 4))) + "\n")  # not a daily file name
     return directory
 
 
@@ -142,7 +136,7 @@ def test_a_missing_log_dir_is_empty_history(tmp_path):
 
 @pytest.fixture
 def project(tmp_path, log_dir):
-    write_config(tmp_path, job_toml("detect", "true"))
+    write_config(tmp_path, [job("detect", "true")])
     return tmp_path
 
 
@@ -184,7 +178,7 @@ def test_history_default_limit_is_20(tmp_path):
     directory = tmp_path / "logs" / "batch"
     for n in range(30):
         append_record(directory, record("detect", dt.datetime(2024, 3, 1, 0, n), n=n))
-    write_config(tmp_path, job_toml("detect", "true"))
+    write_config(tmp_path, [job("detect", "true")])
     done = cli_forked(tmp_path, "history", "--json")
     assert order(json.loads(line) for line in done.stdout.splitlines()) == list(range(29, 9, -1))
 
@@ -199,7 +193,7 @@ def test_history_counts_malformed_lines_on_stderr(project, log_dir):
 
 
 def test_history_with_no_runs(tmp_path):
-    write_config(tmp_path, job_toml("detect", "true"))
+    write_config(tmp_path, [job("detect", "true")])
     done = cli_forked(tmp_path, "history")
     assert (done.returncode, done.stdout.strip()) == (0, "no runs recorded")
     done = cli_forked(tmp_path, "history", "--job", "detect")
@@ -218,7 +212,7 @@ def test_history_errors(project, args, needle):
 def test_history_follows_the_log_dir_setting(tmp_path):
     directory = tmp_path / "var" / "runs"
     append_record(directory, record("detect", dt.datetime(2024, 3, 1, 1), n=0))
-    write_config(tmp_path, job_toml("detect", "true"), settings={"log_dir": "var/runs"})
+    write_config(tmp_path, [job("detect", "true")], settings={"log_dir": "var/runs"})
     done = cli_forked(tmp_path, "history", "--json")
     assert order(json.loads(line) for line in done.stdout.splitlines()) == [0]
 
@@ -229,12 +223,14 @@ def test_every_history_record_has_the_batch_result_fields(tmp_path, engines):
     release = tmp_path / "release"
     cfg = write_config(
         tmp_path,
-        job_toml("ok", "echo fine"),
-        job_toml("bad", "sh -c 'exit 3'"),
-        job_toml("slow", "sleep 300", timeout=1),
-        job_toml("missing", "no-such-program-for-insect-tests"),
-        job_toml("held", wait_file_cmd(release), "interval", "60"),
-        job_toml("long", "sleep 300"),
+        [
+            job("ok", "echo fine"),
+            job("bad", "sh -c 'exit 3'"),
+            job("slow", "sleep 300", timeout=1),
+            job("missing", "no-such-program-for-insect-tests"),
+            job("held", wait_file_cmd(release), "interval", "60"),
+            job("long", "sleep 300"),
+        ],
         settings=fast_settings(),
     )
     clock = ManualClock(dt.datetime(2024, 1, 1, 10, 0, 0))
