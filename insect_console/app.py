@@ -47,6 +47,7 @@ from insect_console.screens.output import OutputScreen
 from insect_console.screens.palette import JobCommands
 from insect_console.surface import EngineView
 from insect_console.sysstats import PsutilStats, StatsProvider, SystemStats
+from insect_console.textfmt import terminal_safe
 from insect_console.widgets import cells
 
 STATS_INTERVAL = 3.0
@@ -223,6 +224,11 @@ class InsectConsole(App[str]):
         self.bridge.close()
 
     # -- engine events ----------------------------------------------------------------
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information", timeout: float | None = None, markup: bool = False) -> None:
+        """A toast; its text may come from a job (an error message), so it is shown as plain
+        text with control characters escaped, never as markup."""
+        super().notify(terminal_safe(message), title=terminal_safe(title), severity=severity, timeout=timeout, markup=markup)
 
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +155,21 @@ def one_line(text: str | None) -> str:
 
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_ON_SCREEN = {**{c: e for c, e in _CONTROL.items() if c != 0x09}, 0x0D: ""}
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
 
 
 def printable(text: str) -> str:
     """Text from a job, with control characters shown escaped: no escape sequence reaches the terminal."""
     return text.translate(_CONTROL)
+
+
+def terminal_safe(text: str) -> str:
+    """Job text for the console's screen: colour codes (SGR) dropped, a carriage return dropped,
+    a tab kept, every other control character shown escaped (an OSC title or clipboard write,
+    a clear-screen or cursor move shows as text and does nothing)."""
+    if text.isprintable():
+        return text  # the usual line: nothing to do
+    if "\x1b[" in text:
+        text = _SGR.sub("", text)
+    return text.translate(_ON_SCREEN)

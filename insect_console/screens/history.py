@@ -23,7 +23,7 @@ from insect_console.events import RunFinished
 from insect_console.history import STATUSES, HistoryCursor, HistoryQuery
 from insect_console.runoutput import MAX_LINES
 from insect_console.screens.base import ConsoleScreen
-from insect_console.textfmt import clip, display_path, one_line, parse_local, run_duration, sparkline
+from insect_console.textfmt import clip, display_path, one_line, parse_local, run_duration, sparkline, terminal_safe
 from insect_console.widgets.bars import StatusLine, TopBar
 from insect_console.widgets.cells import result_strip, status_text, tone
 from insect_console.widgets.output_view import FollowLog
@@ -181,10 +181,10 @@ class HistoryScreen(ConsoleScreen):
             details = f"[{r['trigger']}] {details}".strip()
         return [
             start.strftime("%m-%d %H:%M:%S") if start else "?",
-            clip(r.get("job_name") or "?", 14),
+            Text(clip(terminal_safe(str(r.get("job_name") or "?")), 14)),
             status_text(r.get("status")),
             Text(run_duration(r.get("duration_s")) if r.get("duration_s") is not None else "—", justify="right"),
-            one_line(details),
+            Text(terminal_safe(one_line(details))),
         ]
 
     def _show_info(self) -> None:
@@ -357,18 +357,18 @@ class RunDetailScreen(ConsoleScreen):
     def _describe(r: dict[str, Any]) -> Text:
         start, end = parse_local(r.get("start_time")), parse_local(r.get("end_time"))
         text = Text()
-        text.append(f" {r.get('job_name')}  ", style="bold")
+        text.append(f" {terminal_safe(str(r.get('job_name')))}  ", style="bold")
         text.append_text(status_text(r.get("status")))
-        text.append(f"  ({r.get('trigger') or '?'})\n", style="dim")
+        text.append(f"  ({terminal_safe(str(r.get('trigger') or '?'))})\n", style="dim")
         text.append(f" start {start:%Y-%m-%d %H:%M:%S}" if start else " start ?")
         text.append(f"   end {end:%H:%M:%S}" if end else "")
         text.append(f"   took {run_duration(r.get('duration_s'))}")
         text.append(f"   exit {r.get('exit_code') if r.get('exit_code') is not None else '—'}\n")
         if r.get("error"):
             text.append(" error ", style=tone("bold red"))
-            text.append(clip(one_line(str(r["error"])), 200) + "\n")
-        text.append(f" run   {r.get('run_id') or '—'}\n", style="dim")
-        text.append(f" file  {display_path(r.get('output_file'))}", style="dim")
+            text.append(clip(terminal_safe(one_line(str(r["error"]))), 200) + "\n")
+        text.append(f" run   {terminal_safe(str(r.get('run_id') or '—'))}\n", style="dim")
+        text.append(f" file  {terminal_safe(display_path(r.get('output_file')))}", style="dim")
         return text
 
     def action_back(self) -> None:

@@ -21,7 +21,7 @@ from textual.widgets import Footer, Static
 from insect_console.events import RunFinished, RunStarted
 from insect_console.runoutput import MAX_LINES, OutputChunk
 from insect_console.screens.base import ConsoleScreen
-from insect_console.textfmt import display_path, parse_local, run_duration, short_duration
+from insect_console.textfmt import display_path, parse_local, run_duration, short_duration, terminal_safe
 from insect_console.widgets.bars import StatusLine, TopBar
 from insect_console.widgets.cells import status_text, tone
 from insect_console.widgets.output_view import FollowLog
@@ -215,7 +215,7 @@ class OutputScreen(ConsoleScreen):
             if s.last_duration_s is not None:
                 info.append(f" · took {run_duration(s.last_duration_s)}")
         info.append("\n")
-        info.append(f"file {display_path(self._file)}" if self._file else "file —", style="dim")
+        info.append(f"file {terminal_safe(display_path(self._file))}" if self._file else "file —", style="dim")
         self.query_one("#output-info", Static).update(info)
 
     def _update_state(self, _value: object = None) -> None:

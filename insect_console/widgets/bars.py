@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from insect_console.widgets.cells import tone
-from insect_console.textfmt import clip
+from insect_console.textfmt import clip, terminal_safe
 
 
 def _spread(left: Text, right: Text, width: int, keep: str = "right") -> Text:
@@ -57,7 +57,7 @@ class TopBar(Widget):
             pid = engine.daemon_pid
             where = Text(f"daemon pid {pid} GONE", style="bold red") if not engine.running else Text(f"attached to daemon pid {pid}", style="bold")
         else:
-            where = Text(clip(engine.where, 28))
+            where = Text(clip(terminal_safe(engine.where), 28))
         right = Text.assemble(
             where,
             " · ",

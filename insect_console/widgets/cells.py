@@ -14,7 +14,7 @@ import math
 
 from rich.text import Text
 
-from insect_console.textfmt import STATUS_SYMBOLS, short_duration
+from insect_console.textfmt import STATUS_SYMBOLS, short_duration, terminal_safe
 
 _ATTRIBUTES = {"bold", "dim", "italic", "underline", "reverse", "strike", "not"}
 _monochrome = False
@@ -44,7 +44,7 @@ def status_text(status: str | None) -> Text:
     """ "✓ success", "✗ error" ... coloured; "· never" when a job has not run."""
     if not status:
         return Text("· never", style="dim")
-    symbol, label, style = STATUS_SYMBOLS.get(status, ("?", status, ""))
+    symbol, label, style = STATUS_SYMBOLS.get(status, ("?", terminal_safe(str(status)), ""))
     return Text(f"{symbol} {label}", style=tone(style))
 
 

@@ -12,6 +12,7 @@ from textual.reactive import reactive
 from textual.widgets import Log
 
 from insect_console.runoutput import MAX_LINES
+from insect_console.textfmt import terminal_safe
 
 
 class FollowLog(Log):
@@ -33,10 +34,15 @@ class FollowLog(Log):
         if at_end:
             self.unseen = 0
 
+    def write_line(self, line: str, scroll_end: bool | None = None):
+        return super().write_line(terminal_safe(line), scroll_end)
+
     def add_lines(self, lines: list[str]) -> None:
-        """Append; follows the end if following, else counts the new lines."""
+        """Append job text (escape sequences shown escaped); follows the end if following, else
+        counts the new lines."""
         if not lines:
             return
+        lines = [terminal_safe(line) for line in lines]
         if self.following:
             self.write_lines(lines, scroll_end=True)
         else:

@@ -352,10 +352,10 @@ def test_history_filters_and_opens_a_run(make_engine, tmp_path):
             await wait_until(pilot, lambda: table.row_count == 60, what="all rows")
             assert "alpha" in str(screen.query_one("#trends").render())
             first = table.get_row_at(0)
-            assert first[1] == "beta" and first[0] == "03-12 12:09:30"  # newest first
+            assert str(first[1]) == "beta" and first[0] == "03-12 12:09:30"  # newest first (cells of job text are Text: never markup)
             screen.query_one("#f-job", Select).value = "alpha"
             await wait_until(pilot, lambda: table.row_count == 30, what="alpha only")
-            assert {table.get_row_at(i)[1] for i in range(30)} == {"alpha"}
+            assert {str(table.get_row_at(i)[1]) for i in range(30)} == {"alpha"}
             screen.query_one("#f-status", Select).value = "error"
             await wait_until(pilot, lambda: table.row_count == 12, what="alpha errors")
             await pilot.press("slash")
