@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import queue
 import signal
 import sys
@@ -52,24 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("add", "add a job")
     p.add_argument("name")
     p.add_argument("job_command", metavar="COMMAND")
-    p.add_argument("--type", required=True, choices=["interval", "daily", "weekly"], dest="schedule_type")
-    p.add_argument("--time", required=True, dest="schedule_time", help="3600 / 15m | 02:00 | sunday, 'sun 03:00'")
+    p.add_argument("--type", required=True, choices=SCHEDULE_TYPES, dest="schedule_type")
+    p.add_argument("--time", dest="schedule_time", help="3600 / 15m | 02:00 | sunday, 'sun 03:00' (none for --type after)")
     p.add_argument("--timeout", help="seconds (default from settings, 1800)")
     p.add_argument("--shell", action="store_true", help="run the command through /bin/sh (pipes, redirections)")
     p.add_argument("--cwd", help="working directory of the command")
     p.add_argument("--disabled", action="store_true", help="add it disabled")
+    _policy_options(p)
 
     p = cmd("edit", "change a job in place")
     p.add_argument("name")
     p.add_argument("--command", dest="job_command")
-    p.add_argument("--type", choices=["interval", "daily", "weekly"], dest="schedule_type")
+    p.add_argument("--type", choices=SCHEDULE_TYPES, dest="schedule_type")
     p.add_argument("--time", dest="schedule_time")
     p.add_argument("--timeout", help="seconds, or 'default'")
     p.add_argument("--shell", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--cwd")
     p.add_argument("--rename", metavar="NEW_NAME")
+    _policy_options(p)
 
-    for name, help in (("remove", "remove a job"), ("enable", "enable a job"), ("disable", "disable a job")):
+    p = cmd("remove", "remove a job")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="also drop the links of jobs that follow it (after = [...])")
+    for name, help in (("enable", "enable a job"), ("disable", "disable a job")):
         cmd(name, help).add_argument("name")
 
     p = cmd("cron", "print a crontab line that runs the job")
@@ -93,6 +99,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SCHEDULE_TYPES = ["interval", "daily", "weekly", "after"]
+
+
+def _policy_options(p: argparse.ArgumentParser) -> None:
+    """The run-policy fields of a job (see policies.py); `none` clears a table or list on edit."""
+    g = p.add_argument_group("run policies")
+    g.add_argument("--catch-up", dest="catch_up", choices=["skip", "latest", "all"], help="missed due times after a power-off (default: latest for fixed times, skip for intervals)")
+    g.add_argument("--catch-up-max-age", dest="catch_up_max_age", metavar="DURATION", help="older missed times are not run (default 24h)")
+    g.add_argument("--require", action="append", metavar="KEY=VALUE", help="disk_free_mb=500, max_cpu_temp_c=75, min_battery_pct=30, command='test -e /dev/video0', disk_path=DIR (repeat; 'none' clears)")
+    g.add_argument("--require-wait", dest="require_wait", metavar="DURATION", help="how long a due run waits for its conditions (default 30m)")
+    g.add_argument("--retries", type=int, help="tries again on error or timeout (default 0)")
+    g.add_argument("--retry-delay", dest="retry_delay", metavar="DURATION", help="before the first retry (default 1m)")
+    g.add_argument("--retry-backoff", dest="retry_backoff", type=float, help="each retry waits this many times longer (default 2)")
+    g.add_argument("--retry-max-delay", dest="retry_max_delay", metavar="DURATION", help="the longest wait between tries (default 30m)")
+    g.add_argument("--after", action="append", metavar="JOB", help="also run when JOB finishes (repeat; 'none' clears)")
+    g.add_argument("--after-status", dest="after_status", choices=["success", "failure", "any"], help="... with this status (default success)")
+    g.add_argument("--group", help="at most one run of a group at a time ('' clears)")
+
+
+def _require_table(items: list[str]) -> dict[str, Any] | None:
+    if items == ["none"]:
+        return None
+    table: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--require: {item!r} is not KEY=VALUE, e.g. disk_free_mb=500")
+        key = key.strip()
+        if key in ("command", "disk_path"):
+            table[key] = value
+        else:
+            try:
+                table[key] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+            except ValueError:
+                raise UserError(f"--require: {key} must be a number, not {value!r}") from None
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -102,12 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except OSError as e:  # the environment, not our code: a directory we can't write, a full disk
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"insect-console: {where}{e.strerror or e}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        return 0
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -250,14 +295,18 @@ def cmd_list(args, config: str) -> int:
             out.append({
                 "name": s.name, "enabled": s.enabled, "schedule_type": s.schedule_type, "schedule_time": s.schedule_time,
                 "last_run": js.get("last_run"), "last_status": s.last_status, "error_count": s.error_count, "next_run": iso_local(s.next_run),
+                **conf.job(s.name).policy.to_dict(), "waiting": s.waiting,
             })
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     rows = [("NAME", "ON", "SCHEDULE", "NEXT RUN", "LAST RUN", "STATUS", "FAILS")]
     for s in status:
-        status_word = "running" if s.running else (s.last_status or "-")
+        status_word = "running" if s.running else "waiting" if s.waiting else (s.last_status or "-")
         rows.append((s.name, "yes" if s.enabled else "no", s.schedule, short_time(s.next_run), short_time(s.last_run), status_word, str(s.error_count)))
     _print_table(rows)
+    for s in status:
+        if s.waiting:
+            print(f"{s.name}: waiting: {s.waiting}" + (f" (since {s.waiting_since:%H:%M:%S})" if s.waiting_since else ""))
     return 0
 
 
@@ -267,20 +316,34 @@ def _job_from_args(args, base: dict[str, Any]) -> dict[str, Any]:
         value = getattr(args, key, None)
         if value is not None:
             data[key] = value
+    if data.get("schedule_type") == "after" and getattr(args, "schedule_time", None) is None:
+        data["schedule_time"] = ""
     if getattr(args, "job_command", None) is not None:
         data["command"] = args.job_command
     if getattr(args, "timeout", None) is not None:
         data["timeout"] = None if args.timeout in ("default", "") else args.timeout
+    for key in ("catch_up", "catch_up_max_age", "require_wait", "retries", "retry_delay", "retry_backoff", "retry_max_delay", "after_status"):
+        value = getattr(args, key, None)
+        if value is not None:
+            data[key] = int(value) if key == "retry_backoff" and float(value).is_integer() else value
+    if getattr(args, "require", None):
+        data["require"] = _require_table(args.require)
+    if getattr(args, "after", None):
+        data["after"] = None if args.after == ["none"] else args.after
+    if getattr(args, "group", None) is not None:
+        data["group"] = args.group or None
     return data
 
 
 def cmd_add(args, config: str) -> int:
     from insect_console.jobs import make_job
 
+    if args.schedule_time is None and args.schedule_type != "after":
+        raise UserError("the following arguments are required: --time (see insect-console add --help)")
     data = _job_from_args(args, {"name": args.name, "shell": args.shell, "enabled": not args.disabled})
     job = make_job(data)
     _store(config).add_job(job)
-    print(f"added {job.name}: {job.when.describe()}")
+    print(f"added {job.name}: {job.describe()}")
     return 0
 
 
@@ -292,7 +355,7 @@ def cmd_edit(args, config: str) -> int:
     def change(current):
         job = current.job(args.name)
         data = job.to_dict()
-        if args.schedule_type and not args.schedule_time and args.schedule_type != job.schedule_type:
+        if args.schedule_type and args.schedule_type != "after" and not args.schedule_time and args.schedule_type != job.schedule_type:
             raise ValidationError("schedule_time", f"give --time with --type {args.schedule_type}")
         data = _job_from_args(args, data)
         if args.shell is not None:
@@ -303,12 +366,12 @@ def cmd_edit(args, config: str) -> int:
 
     new = store.update(change)
     job = new.job(args.rename or args.name)
-    print(f"changed {job.name}: {job.when.describe()}, command {job.command!r}")
+    print(f"changed {job.name}: {job.describe()}, command {job.command!r}")
     return 0
 
 
 def cmd_remove(args, config: str) -> int:
-    _store(config).remove_job(args.name)
+    _store(config).remove_job(args.name, force=args.force)
     print(f"removed {args.name}")
     return 0
 

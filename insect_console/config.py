@@ -19,6 +19,7 @@ import tomli_w
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
 from insect_console.fileio import atomic_write, check_private_file, locked
 from insect_console.jobs import Job, make_job
+from insect_console.policies import check_chains, followed_by
 
 DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
 SCHEDULER_LOCK = "scheduler.lock"
@@ -47,6 +48,7 @@ class Settings:
     output_keep_days: int = setting(30, "days per-run output files are kept ...")
     output_max_mb: int = setting(1024, "... and their total size at most, in MiB (oldest removed first)")
     output_max_run_mb: int = setting(64, "MiB of output one run's file may hold (cut, with a note, beyond)")
+    battery_command: str = setting("", "prints the battery level in % for `require.min_battery_pct` (PiJuice, Witty Pi); empty: psutil")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
@@ -64,7 +66,7 @@ class Settings:
             values[key] = value
         if "log_dir" in values and not values["log_dir"].strip():
             raise ValidationError("settings.log_dir", "is empty; give a directory such as logs/batch")
-        for key in ("log_dir", "notify_command"):
+        for key in ("log_dir", "notify_command", "battery_command"):
             if "\0" in values.get(key, ""):
                 raise ValidationError(f"settings.{key}", "contains a NUL byte")
         return cls(**values)
@@ -120,15 +122,37 @@ class Config:
         if replace is None:
             if job.name in self.names():
                 raise ValidationError("name", f"a job named {job.name!r} already exists")
-            return dataclasses.replace(self, jobs=self.jobs + (job,))
-        self.job(replace)
-        if job.name != replace and job.name in self.names():
-            raise ValidationError("name", f"a job named {job.name!r} already exists")
-        return dataclasses.replace(self, jobs=tuple(job if j.name == replace else j for j in self.jobs))
+            jobs = self.jobs + (job,)
+        else:
+            self.job(replace)
+            if job.name != replace and job.name in self.names():
+                raise ValidationError("name", f"a job named {job.name!r} already exists")
+            jobs = tuple(job if j.name == replace else j for j in self.jobs)
+            if job.name != replace:  # a rename carries the jobs that follow it along
+                jobs = tuple(_follow_renamed(j, replace, job.name) for j in jobs)
+        check_chains(jobs)
+        return dataclasses.replace(self, jobs=jobs)
 
-    def without_job(self, name: str) -> "Config":
+    def without_job(self, name: str, force: bool = False) -> "Config":
+        """Remove `name`; refused while other jobs follow it, unless `force` (their links go too)."""
         self.job(name)
-        return dataclasses.replace(self, jobs=tuple(j for j in self.jobs if j.name != name))
+        followers = followed_by(self.jobs, name)
+        if followers and not force:
+            raise ValidationError("name", f"{', '.join(followers)} follow{'s' if len(followers) == 1 else ''} {name}; "
+                                  "remove the link first, or remove with --force to drop it")
+        stranded = [j.name for j in self.jobs if j.schedule_type == "after" and j.policy.after == (name,)]
+        if stranded:
+            raise ValidationError("name", f"{', '.join(stranded)} run{'s' if len(stranded) == 1 else ''} only after {name}; remove or reschedule {'it' if len(stranded) == 1 else 'them'} first")
+        jobs = tuple(_follow_renamed(j, name, None) for j in self.jobs if j.name != name)
+        return dataclasses.replace(self, jobs=jobs)
+
+
+def _follow_renamed(job: Job, old: str, new: str | None) -> Job:
+    """`job` with its link to `old` pointing at `new` (None: dropped)."""
+    if old not in job.policy.after:
+        return job
+    after = tuple(new if a == old else a for a in job.policy.after if a != old or new is not None)
+    return job.replace(policy=dataclasses.replace(job.policy, after=after))
 
 
 DEFAULT_JOBS = (
@@ -252,6 +276,10 @@ class ConfigStore:
                 raise ConfigError(prefix + f"name: {job.name!r} is used by more than one job")
             seen.add(job.name)
             jobs.append(job)
+        try:
+            check_chains(jobs)
+        except ValidationError as e:
+            raise ConfigError(f"{where}: {e}") from None
         return Config(settings=settings, jobs=tuple(jobs))
 
     def legacy_state(self) -> dict[str, dict[str, Any]]:
@@ -324,8 +352,8 @@ class ConfigStore:
     def replace_job(self, name: str, job: Job) -> Config:
         return self.update(lambda c: c.with_job(job, replace=name))
 
-    def remove_job(self, name: str) -> Config:
-        return self.update(lambda c: c.without_job(name))
+    def remove_job(self, name: str, force: bool = False) -> Config:
+        return self.update(lambda c: c.without_job(name, force))
 
     def set_enabled(self, name: str, enabled: bool) -> Config:
         def change(c: Config) -> Config:

@@ -41,6 +41,7 @@ _EVENT_NAMES = {
     ev.OutputLines: "output",
     ev.RunFinished: "run_finished",
     ev.RunSkipped: "run_skipped",
+    ev.RunWaiting: "run_waiting",
     ev.Notification: "notification",
     ev.ConfigReloaded: "config_reloaded",
     ev.ClockJumped: "clock_jumped",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,17 +21,19 @@ from insect_console import notify, proctree, recovery, records, runoutput
 from insect_console.clock import Clock, SystemClock
 from insect_console.config import Config, ConfigStore, DEFAULT_CONFIG_PATH
 from insect_console.control import ControlServer, socket_path
-from insect_console.errors import AlreadyRunning, ConfigError, JobNotFound, SchedulerRunning
-from insect_console.events import ClockJumped, ConfigReloaded, EventBus, Listener, OutputLines, RunFinished, RunSkipped, RunStarted
+from insect_console.errors import AlreadyRunning, ConfigError, SchedulerRunning
+from insect_console.events import ClockJumped, ConfigReloaded, EventBus, Listener, OutputLines, RunFinished, RunStarted
 from insect_console.fileio import InstanceLock, locked
 from insect_console.history import HistoryWriter
 from insect_console.jobs import Job
+from insect_console.dispatch import Dispatch
 from insect_console.local_files import LocalFiles
 from insect_console.retention import LogKeeper
 from insect_console.runner import JobRun
+from insect_console.runqueue import Intent, RunQueue
 from insect_console.runslots import RunSlot, RunSlots
 from insect_console.scheduling import JobScheduler
-from insect_console.state import StateStore, last_runs, record_finished, record_skipped, running_entry
+from insect_console.state import StateStore, last_runs, record_finished, running_entry
 from insect_console.surface import ActiveRun, JobStatus, job_statuses, status_from_files
 from insect_console.watch import Watcher, get_watcher
 
@@ -51,11 +52,12 @@ class _Stopped(Exception):
     """The engine stopped while a run waited for its due instant: it is not started."""
 
 
-class Engine(LocalFiles):
+class Engine(LocalFiles, Dispatch):
     """Schedules and runs the jobs of one config file. Implements `surface.EngineView`."""
 
     attached = False
     daemon_pid: int | None = None
+    START_LEAD = START_LEAD
 
     def __init__(self, config_path: Path | str = DEFAULT_CONFIG_PATH, *, base_dir: Path | str | None = None, clock: Clock | None = None) -> None:
         self.store = ConfigStore(config_path, base_dir)
@@ -71,6 +73,7 @@ class Engine(LocalFiles):
         self.max_sleep = MAX_SLEEP
         """The loop's longest sleep (shorter under a watchdog that wants pings more often)."""
         self._slots = RunSlots()
+        self.queue = RunQueue(self.state)
         self._stop_lock = threading.Lock()
         self._wake, self._stopping = threading.Event(), threading.Event()
         self._reload_requested = self._stop_called = False
@@ -103,6 +106,7 @@ class Engine(LocalFiles):
         self.recover_interrupted()
         since = (self.clock.now(), self.clock.monotonic())  # a jump from here on is one the loop sees
         self.scheduler.sync(self.config.jobs, anchors=last_runs(self.state.read(), self._legacy_state))
+        self._resume_pending()
         self.state.try_update(self._publish_next_runs)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.max_parallel, thread_name_prefix="run")
         self._watcher = get_watcher(self.store.path.parent, {self.store.path.name}, lambda _name: self.request_reload())
@@ -165,6 +169,7 @@ class Engine(LocalFiles):
         if config != self.config:
             self.config = config
             self.scheduler.sync(config.jobs)
+            self.queue.drop({job.name for job in config.jobs if job.enabled})
             self._wake.set()  # a new or moved job may be due before the loop's current sleep ends
             if self.running:
                 self.state.try_update(self._publish_next_runs)
@@ -192,84 +197,61 @@ class Engine(LocalFiles):
                 held = self._dispatch_due(wall)
             except Exception:
                 log.exception("scheduler loop error")
-            if held:  # due within the lead but still running: look again exactly when due
-                wait = (min(held) - self.clock.now()).total_seconds()
-            else:
-                wait = self.scheduler.seconds_until_next()
-                wait = None if wait is None else wait - START_LEAD
-            wait = self.max_sleep if wait is None else min(max(wait, 0.0), self.max_sleep)
-            self.clock.wait(self._wake, wait)
+            self.clock.wait(self._wake, self._sleep_for(held))
 
-    def _dispatch_due(self, now: dt.datetime) -> list[dt.datetime]:
-        """Start the jobs due by `now` + START_LEAD: those not yet due are prepared now and
-        spawned at their due instant. Returns the due times of jobs left for later because
-        their previous run is still going (whether to skip them is decided when they are due).
-        """
-        due = self.scheduler.peek_due(now + dt.timedelta(seconds=START_LEAD))
-        taken, held = [], []
-        for d in due:
-            if d.at > now and d.name in self._slots:
-                held.append(d.at)
-                continue
-            self._dispatch(d.name, "schedule", not_before=d.at)
-            taken.append(d)
-        self.scheduler.move_on(taken)  # after the dispatches: a burst's first job starts first
-        if taken:  # for `list` in other processes; before the due instant when a run is prepared ahead
-            self.state.try_update(self._publish_next_runs)
-        return held
+    def _sleep_for(self, held: list[dt.datetime]) -> float:
+        """Until the next due time or pending intent, less the lead; exactly until a held one."""
+        now = self.clock.now()
+        if held:  # due within the lead but still running: look again exactly when due
+            return min(max((min(held) - now).total_seconds(), 0.0), self.max_sleep)
+        times = [now + dt.timedelta(seconds=s) for s in [self.scheduler.seconds_until_next()] if s is not None]
+        times += [t for t in [self.queue.next_time()] if t is not None]
+        wait = (min(times) - now).total_seconds() - START_LEAD if times else self.max_sleep
+        return min(max(wait, 0.0), self.max_sleep)
 
     def _on_clock_jump(self, seconds: float) -> None:
         log.warning("wall clock jumped %+.1f s; interval jobs keep their spacing, %s", seconds, self.scheduler.on_clock_jump(seconds))
+        if seconds > 0:
+            self._catch_up()  # a Pi booted at its last shutdown time, then stepped forward by NTP
         if self.running:
             self.state.try_update(self._publish_next_runs)
         self.events.emit(ClockJumped(seconds))
 
-    def _claim(self, name: str, trigger: str) -> tuple[RunSlot | None, RunSlot | None]:
-        """A new slot for a run of `name`, or the slot of its run in progress; neither once stopping."""
-        if self._stopping.is_set() or self._pool is None:
-            return None, None
-        return self._slots.claim(name, trigger)
-
-    def _dispatch(self, name: str, trigger: str, not_before: dt.datetime | None = None) -> None:
+    def _run_on_worker(self, job: Job, slot: RunSlot, intent: Intent) -> None:
+        unmet = None
         try:
-            job = self.config.job(name)
-        except JobNotFound:  # removed by a console's reload since it was found due
-            return
-        slot, busy = self._claim(name, trigger)
-        if busy is not None:  # recorded outside the lock: the record's fsyncs must not block status()
-            self._skip(job, f"still running since {busy.start_time:%H:%M:%S}" if busy.start_time else "still running since ?")
-        elif slot is not None:
-            self._pool.submit(self._run_on_worker, job, slot, not_before)
-
-    def _run_on_worker(self, job: Job, slot: RunSlot, not_before: dt.datetime | None = None) -> None:
-        try:
-            if not self._stopping.is_set():
-                self.execute(job, slot.trigger, slot=slot, not_before=not_before)
+            if (unmet := self._unmet(job, intent)) is not None:
+                self._slots.release(slot)
+                parked: list[Intent] = []
+                self._wait(job, intent, unmet, job.policy.require_wait_s, parked)
+                self.queue.put(*parked)
+            elif not self._stopping.is_set():
+                self.execute(job, intent.trigger, slot=slot, not_before=intent.not_before, intent=intent)
         except _Stopped:
-            pass
+            if intent.trigger != "schedule":
+                self.queue.put(intent)  # for the next start
         except AlreadyRunning as e:
             self._skip(job, str(e), slot.run_id, slot.trigger)
         except Exception:
             log.exception("%s: run failed", job.name)
         finally:
             self._slots.release(slot)
-
-    def _skip(self, job: Job, reason: str, run_id: str | None = None, trigger: str = "schedule") -> None:
-        log.warning("%s: not started: %s", job.name, reason)
-        record = records.skipped(job.name, reason, at=dt.datetime.now(), trigger=trigger, run_id=run_id)
-        self.history_log.append(record)
-        self.state.try_update(lambda current: (record_skipped(current, record), self._publish_next_runs(current)))
-        self.events.emit(RunSkipped(job.name, reason, run_id))
+            if unmet is None and self.queue.hurry({job.name, *self._group(job)}, self.clock.now()):
+                self._wake.set()  # runs waiting for this one (its next catch-up, its group) are looked at now
 
     # -- commands -----------------------------------------------------------
 
     def run_now(self, name: str) -> ActiveRun:
-        """Start `name` now on a worker (scheduler mode). Raises AlreadyRunning if it runs."""
+        """Start `name` now on a worker (scheduler mode). Raises AlreadyRunning if it (or a job
+        of its group) runs."""
         job = self.config.job(name)
-        slot, busy = self._claim(name, "manual")
+        slot, busy = self._claim(job, "manual")
         if slot is None:
-            raise AlreadyRunning(f"{name} is already running" if busy else "the scheduler is not running")
-        self._pool.submit(self._run_on_worker, job, slot)
+            if busy is None:
+                raise AlreadyRunning("the scheduler is not running")
+            raise AlreadyRunning(f"{name} is already running" if busy.job_name == name else f"{name} can't start now: {busy.job_name} runs (group {job.policy.group})")
+        now = self.clock.now()
+        self._pool.submit(self._run_on_worker, job, slot, Intent(name, "manual", now, now))
         return slot.view()
 
     def kill(self, name: str) -> bool:
@@ -277,6 +259,7 @@ class Engine(LocalFiles):
         slot = self._slots.get(name)
         if slot is None or slot.run is None:
             return False
+        slot.killed = True
         slot.run.kill("error", "killed on request")
         return True
 
@@ -293,7 +276,7 @@ class Engine(LocalFiles):
     # -- one run, start to record -------------------------------------------
 
     def execute(self, job: Job, trigger: str = "manual", *, on_output: Callable[[str, list[str]], None] | None = None,
-                slot: RunSlot | None = None, not_before: dt.datetime | None = None) -> dict[str, Any]:
+                slot: RunSlot | None = None, not_before: dt.datetime | None = None, intent: Intent | None = None) -> dict[str, Any]:
         """Run `job` to the end in this thread and record it. Used by workers and `run-job`.
 
         The per-job run lock is shared by every process on this config, so a job never runs
@@ -303,7 +286,8 @@ class Engine(LocalFiles):
         lock_path = self.store.runtime_dir / "jobs" / f"{job.name}.lock"
         try:
             with locked(lock_path, blocking=False):
-                return self._execute_locked(job, trigger, on_output, slot or RunSlot(job.name, records.new_run_id(), trigger), not_before)
+                intent = intent or Intent(job.name, trigger, self.clock.now(), self.clock.now())
+                return self._execute_locked(job, intent, on_output, slot or RunSlot(job.name, records.new_run_id(), trigger), not_before)
         except BlockingIOError:
             raise AlreadyRunning(f"{job.name} is already running in another process") from None
 
@@ -313,7 +297,8 @@ class Engine(LocalFiles):
             if self.clock.wait(self._stopping, left):
                 raise _Stopped
 
-    def _execute_locked(self, job: Job, trigger: str, on_output, slot: RunSlot, not_before: dt.datetime | None = None) -> dict[str, Any]:
+    def _execute_locked(self, job: Job, intent: Intent, on_output, slot: RunSlot, not_before: dt.datetime | None = None) -> dict[str, Any]:
+        trigger = intent.trigger
         started = max(dt.datetime.now(), not_before) if not_before else dt.datetime.now()
         output_file = runoutput.output_path(self.log_dir, job.name, started, slot.run_id)
         slot.output_file = str(output_file)
@@ -353,24 +338,31 @@ class Engine(LocalFiles):
             job.name, start=outcome.start, end=outcome.end, status=outcome.status, output=outcome.output, error=outcome.error,
             exit_code=outcome.exit_code, duration_s=outcome.duration_s, trigger=trigger,
             output_file=str(output_file) if output_file.exists() else None, run_id=slot.run_id,
+            due_time=records.iso(intent.due) if trigger != "manual" else None, attempt=intent.attempt,
         )
-        self._finish(job, slot.run_id, record)
+        self._finish(job, slot, record, intent)
         return record
 
-    def _finish(self, job: Job, run_id: str, record: dict[str, Any]) -> None:
+    def _finish(self, job: Job, slot: RunSlot, record: dict[str, Any], intent: Intent) -> None:
+        """Record a run; then its retry (a failure with attempts left, never past the job's next
+        due time), or the runs that follow it. A failure counts in the streak once, after its
+        last attempt; a run the operator killed is not retried and does not count."""
         self.history_log.append(record)
-        threshold = self.settings.failure_threshold
+        status, threshold = record["status"], self.settings.failure_threshold
+        retry, counts = self._retry_of(job, slot, intent, status)
+        last_due = intent.due if intent.trigger in ("schedule", "catch-up", "retry") else None
 
         def apply(current: dict[str, Any]):
             previous = current["jobs"].get(job.name, {}).get("error_count", 0)
-            record_finished(current, run_id, record, notify.next_streak(previous, record["status"]))
-            return notify.notification_for(job.name, previous, current["jobs"][job.name]["error_count"], threshold, record)
+            record_finished(current, slot.run_id, record, notify.next_streak(previous, status) if counts else previous, last_due)
+            return notify.notification_for(job.name, previous, current["jobs"][job.name]["error_count"], threshold, record) if counts else None
 
         note = self.state.try_update(apply)
+        self._after_run(job, status, retry, counts)
         self.log_keeper.count_output(record.get("output_file"), self.clock.now().date())
         level = logging.INFO if record["status"] == "success" else logging.WARNING
         log.log(level, "%s: %s in %.1f s%s", job.name, record["status"], record.get("duration_s") or 0, f" ({record['error']})" if record.get("error") else "")
-        self.events.emit(RunFinished(run_id, job.name, record))
+        self.events.emit(RunFinished(slot.run_id, job.name, record))
         if note is not None:
             notify.deliver(note, self.settings.notify_command, cwd=str(self.store.base_dir))
             self.events.emit(note)

@@ -51,6 +51,14 @@ class RunSkipped:
 
 
 @dataclass(frozen=True)
+class RunWaiting:
+    """A due run waits: for its conditions (battery, disk, temperature, a command) or its group."""
+
+    job_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Notification:
     """A failure streak reached the threshold (`kind="failing"`), or ended (`kind="recovered"`)."""
 
@@ -86,7 +94,7 @@ class StatusChanged:
     """An attached console's cache of the daemon's status was refreshed (never sent on the wire)."""
 
 
-Event = RunStarted | OutputLines | RunFinished | RunSkipped | Notification | ConfigReloaded | ClockJumped | DaemonLost | StatusChanged
+Event = RunStarted | OutputLines | RunFinished | RunSkipped | RunWaiting | Notification | ConfigReloaded | ClockJumped | DaemonLost | StatusChanged
 Listener = Callable[[Event], None]
 
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from insect_console.errors import ValidationError
+from insect_console.policies import RunPolicy, parse as parse_policy
 from insect_console.textfmt import format_duration
 
-SCHEDULE_TYPES = ("interval", "daily", "weekly")
+SCHEDULE_TYPES = ("interval", "daily", "weekly", "after")
+"""`after`: no schedule of its own, the job runs only when a job it follows ends (see policies)."""
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -43,6 +45,8 @@ class Job:
     shell: bool = False
     cwd: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    policy: RunPolicy = field(default_factory=RunPolicy)
+    """Catch-up, conditions, retries, chains, group: see policies.py."""
 
     def replace(self, **changes: Any) -> "Job":
         return dataclasses.replace(self, **changes)
@@ -56,6 +60,8 @@ class Job:
             "schedule_time": self.schedule_time,
             "enabled": self.enabled,
         }
+        if self.schedule_type == "after":
+            del out["schedule_time"]  # the job has no schedule of its own
         if self.timeout is not None:
             out["timeout"] = self.timeout
         if self.shell:
@@ -64,7 +70,14 @@ class Job:
             out["cwd"] = self.cwd
         if self.env:
             out["env"] = dict(self.env)
+        out.update(self.policy.to_dict())
         return out
+
+    def describe(self) -> str:
+        """The schedule in words, for a table cell: "every 1h", "after detection"."""
+        if self.schedule_type == "after":
+            return "after " + ", ".join(self.policy.after)
+        return self.when.describe()
 
     @functools.cached_property
     def when(self) -> "When":
@@ -94,6 +107,8 @@ class When:
         at = self.at[:-3] if self.at and self.at.endswith(":00") else self.at
         if self.kind == "daily":
             return f"daily {at}"
+        if self.kind == "after":
+            return "after another job"
         return f"{(self.weekday or '').capitalize()[:3]} {at}"
 
 
@@ -200,6 +215,10 @@ def normalize_schedule(schedule_type: Any, schedule_time: Any) -> tuple[str, str
     if not isinstance(schedule_type, str) or schedule_type.strip().lower() not in SCHEDULE_TYPES:
         raise ValidationError("schedule_type", f"{schedule_type!r} is not one of interval, daily, weekly")
     kind = schedule_type.strip().lower()
+    if kind == "after":
+        if schedule_time not in (None, ""):
+            raise ValidationError("schedule_time", "is not used by schedule_type after; leave it empty (the job runs after the jobs in `after`)")
+        return kind, ""
     if isinstance(schedule_time, int) and not isinstance(schedule_time, bool) and kind == "interval":
         schedule_time = str(schedule_time)
     if not isinstance(schedule_time, str) or not schedule_time.strip():
@@ -229,6 +248,8 @@ def _weekday(text: str) -> str | None:
 
 def parse_schedule(schedule_type: str, schedule_time: str) -> When:
     kind, text = normalize_schedule(schedule_type, schedule_time)
+    if kind == "after":
+        return When(kind)
     if kind == "interval":
         return When(kind, seconds=interval_seconds(text))
     if kind == "daily":
@@ -258,7 +279,7 @@ def validate_timeout(timeout: Any) -> int | None:
 
 def make_job(data: Mapping[str, Any]) -> Job:
     """Build a valid Job from a mapping (a config table, CLI options or a form)."""
-    known = {f.name for f in dataclasses.fields(Job)}
+    known = {f.name for f in dataclasses.fields(Job)} - {"policy"} | {f.name for f in dataclasses.fields(RunPolicy)}
     unknown = sorted(set(data) - known - {"last_run", "last_status", "error_count"})
     if unknown:
         raise ValidationError(unknown[0], f"is not a job field; the fields are {', '.join(sorted(known))}")
@@ -271,6 +292,9 @@ def make_job(data: Mapping[str, Any]) -> Job:
         raise ValidationError("enabled", "must be true or false")
     command = validate_command(data.get("command"), shell)
     kind, when = normalize_schedule(data.get("schedule_type"), data.get("schedule_time"))
+    policy = parse_policy(data)
+    if kind == "after" and not policy.after:
+        raise ValidationError("after", 'schedule_type after needs the jobs it follows, e.g. after = ["hourly_detection"]')
     cwd = data.get("cwd") or None
     if cwd is not None and (not isinstance(cwd, str) or "\0" in cwd):
         raise ValidationError("cwd", "must be a directory path")
@@ -289,4 +313,5 @@ def make_job(data: Mapping[str, Any]) -> Job:
         shell=shell,
         cwd=cwd,
         env=dict(env),
+        policy=policy,
     )

@@ -27,6 +27,8 @@ FIELDS = (
     "trigger",
     "output_file",
     "run_id",
+    "due_time",
+    "attempt",
 )
 """Every record has these keys, in this order (the history reader's fast path relies on the
 first one coming first)."""
@@ -58,6 +60,8 @@ def finished(
     trigger: str | None = "schedule",
     output_file: str | None = None,
     run_id: str | None = None,
+    due_time: str | None = None,
+    attempt: int = 1,
     **extra: Any,
 ) -> Record:
     """A run that started and ended (success, error, timeout, or interrupted by a stop)."""
@@ -73,6 +77,8 @@ def finished(
         "trigger": trigger,
         "output_file": output_file,
         "run_id": run_id,
+        "due_time": due_time,
+        "attempt": attempt,
     }
     record.update(extra)
     return record

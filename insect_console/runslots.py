@@ -27,6 +27,8 @@ class RunSlot:
     run: JobRun | None = None
     start_time: dt.datetime | None = None
     output_file: str | None = None
+    killed: bool = False
+    """Ended by the operator: not retried, not counted in the failure streak."""
 
     def view(self) -> ActiveRun:
         return ActiveRun(self.job_name, self.run_id, self.trigger, self.start_time, self.output_file, self.run.pid if self.run else None)
@@ -37,10 +39,11 @@ class RunSlots:
         self._slots: dict[str, RunSlot] = {}
         self._idle = threading.Condition(threading.RLock())
 
-    def claim(self, name: str, trigger: str) -> tuple[RunSlot | None, RunSlot | None]:
-        """A new slot for a run of `name`, or (None, the slot of its run in progress)."""
+    def claim(self, name: str, trigger: str, exclusive_with: list[str] = ()) -> tuple[RunSlot | None, RunSlot | None]:
+        """A new slot for a run of `name`, or (None, the slot that holds it back): its own run
+        in progress, or one of `exclusive_with` (the other jobs of its group)."""
         with self._idle:
-            busy = self._slots.get(name)
+            busy = self._slots.get(name) or next((self._slots[n] for n in exclusive_with if n in self._slots), None)
             if busy is not None:
                 return None, busy
             slot = self._slots[name] = RunSlot(name, new_run_id(), trigger)

@@ -18,7 +18,7 @@ import functools
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import schedule
 
@@ -109,7 +109,7 @@ class JobScheduler:
         `anchors` (last start per job) put a new interval job back on the grid of its last run,
         so a restart does not push it a whole interval later: next = anchor + k * interval.
         """
-        wanted: dict[str, When] = {job.name: job.when for job in jobs if job.enabled}
+        wanted: dict[str, When] = {job.name: job.when for job in jobs if job.enabled and job.schedule_type != "after"}
         with self._ctx():
             for name in list(self._entries):
                 if name not in wanted or self._entries[name][0] != wanted[name]:
@@ -221,3 +221,37 @@ def next_run_preview(job: Job, clock: Clock | None = None, anchors: Mapping[str,
     """When `job` would next run if a scheduler started now."""
     runs = upcoming(job, clock, anchors)
     return runs[0] if runs else None
+
+
+def due_times(job: Job, after: dt.datetime, until: dt.datetime) -> Iterator[dt.datetime]:
+    """Every due time of `job` in (`after`, `until`], in order: what a station that was off
+    from `after` to `until` missed. An interval job's grid is anchored at `after`."""
+    from insect_console.clock import ManualClock
+
+    clock = ManualClock(after)
+    steps = JobScheduler(clock)
+    steps.sync([job.replace(enabled=True)], anchors={job.name: after})
+    while (when := steps.next_run(job.name)) is not None and when <= until:
+        if when > after:
+            yield when
+        steps.move_on(steps.peek_due(when))
+        clock.set(when)
+
+
+CATCH_UP_MOST = 100
+"""The most missed due times `all` runs after one outage (the newest ones)."""
+
+
+def catch_up_times(job: Job, last_due: dt.datetime | None, now: dt.datetime, next_run: dt.datetime | None,
+                   pending: Callable[[dt.datetime], bool]) -> list[dt.datetime]:
+    """The missed due times of `job` its catch-up policy runs: none (`skip`), the newest
+    (`latest`), or each (`all`, oldest first), after `last_due` and no older than
+    `catch_up_max_age`; never one the scheduler fires itself (at or after `next_run`) nor one
+    already `pending`. A job that never ran has missed nothing."""
+    policy = job.policy.catch_up_for(job.schedule_type)
+    if policy == "skip" or last_due is None or not job.enabled or job.schedule_type == "after":
+        return []
+    oldest = now - dt.timedelta(seconds=job.policy.catch_up_max_age_s)
+    times = [t for t in due_times(job, max(last_due, oldest - dt.timedelta(microseconds=1)), now)
+             if t >= oldest and (next_run is None or t < next_run) and not pending(t)]
+    return times[-1:] if policy == "latest" else times[-CATCH_UP_MOST:]

@@ -49,13 +49,17 @@ def running_entry(job_name: str, trigger: str, start: str, output_file: str, own
     }
 
 
-def record_finished(state: dict[str, Any], run_id: str, record: Mapping[str, Any], error_count: int) -> None:
-    """A finished run leaves the `running` table and becomes its job's last run."""
+def record_finished(state: dict[str, Any], run_id: str, record: Mapping[str, Any], error_count: int, last_due: dt.datetime | None = None) -> None:
+    """A finished run leaves the `running` table and becomes its job's last run. `last_due` is
+    the due time a scheduled run stood for: catch-up counts missed due times from it."""
     state["running"].pop(run_id, None)
-    state["jobs"].setdefault(record["job_name"], {}).update(
+    js = state["jobs"].setdefault(record["job_name"], {})
+    js.update(
         last_run=record["start_time"], last_status=record["status"], error_count=error_count,
         last_duration_s=record.get("duration_s"), last_output_file=record.get("output_file"),
     )
+    if last_due is not None:
+        js["last_due"] = last_due.isoformat(timespec="seconds")
 
 
 def record_skipped(state: dict[str, Any], record: Mapping[str, Any]) -> None:

@@ -24,6 +24,7 @@ from insect_console.events import Listener
 from insect_console.fileio import InstanceLock
 from insect_console.history import HistoryCursor, HistoryQuery
 from insect_console.jobs import Job
+from insect_console.runqueue import Intent
 from insect_console.scheduling import next_run_preview
 from insect_console.state import last_runs
 from insect_console.textfmt import parse_local
@@ -50,6 +51,9 @@ class JobStatus:
     running_since: dt.datetime | None = None
     running_pid: int | None = None
     running_output_file: str | None = None
+    waiting: str | None = None
+    """Why a due run has not started yet ("battery 22 % < 30 %", "retry 2 at 10:05:00")."""
+    waiting_since: dt.datetime | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """For the control socket: times as ISO with their UTC offset, so a console in another
@@ -63,7 +67,7 @@ class JobStatus:
     def from_wire(cls, data: Mapping[str, Any]) -> "JobStatus":
         fields = cls.__dataclass_fields__
         values = {k: v for k, v in data.items() if k in fields}
-        for key in ("last_run", "next_run", "running_since"):
+        for key in ("last_run", "next_run", "running_since", "waiting_since"):
             values[key] = parse_local(values.get(key))
         values.setdefault("schedule", f"{values.get('schedule_type')} {values.get('schedule_time')}")
         return cls(**values)
@@ -95,17 +99,19 @@ def job_statuses(
         for entry in state.get("running", {}).values()
         if proctree.is_same_process(entry.get("owner_pid"), entry.get("owner_create_time"))
     }
+    pending = state.get("pending", {})
     out = []
     for job in jobs:
         js = state.get("jobs", {}).get(job.name) or (fallback or {}).get(job.name, {})
         run = running.get(job.name)
+        waiting = next((i for e in pending.get(job.name, ()) if (i := Intent.from_state(e)) is not None), None)
         out.append(
             JobStatus(
                 name=job.name,
                 enabled=job.enabled,
                 schedule_type=job.schedule_type,
                 schedule_time=job.schedule_time,
-                schedule=job.when.describe(),
+                schedule=job.describe(),
                 last_run=parse_local(js.get("last_run")),
                 last_status=js.get("last_status"),
                 error_count=js.get("error_count", 0) or 0,
@@ -116,6 +122,8 @@ def job_statuses(
                 running_since=parse_local(run.get("start_time")) if run else None,
                 running_pid=run.get("pid") if run else None,
                 running_output_file=run.get("output_file") if run else None,
+                waiting=waiting.describe() if waiting else None,
+                waiting_since=waiting.waiting_since if waiting else None,
             )
         )
     return out
