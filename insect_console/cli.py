@@ -118,25 +118,6 @@ def _policy_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--group", help="at most one run of a group at a time ('' clears)")
 
 
-def _require_table(items: list[str]) -> dict[str, Any] | None:
-    if items == ["none"]:
-        return None
-    table: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--require: {item!r} is not KEY=VALUE, e.g. disk_free_mb=500")
-        key = key.strip()
-        if key in ("command", "disk_path"):
-            table[key] = value
-        else:
-            try:
-                table[key] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
-            except ValueError:
-                raise UserError(f"--require: {key} must be a number, not {value!r}") from None
-    return table
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -327,7 +308,9 @@ def _job_from_args(args, base: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             data[key] = int(value) if key == "retry_backoff" and float(value).is_integer() else value
     if getattr(args, "require", None):
-        data["require"] = _require_table(args.require)
+        from insect_console.policies import require_from_items
+
+        data["require"] = None if args.require == ["none"] else require_from_items(args.require)
     if getattr(args, "after", None):
         data["after"] = None if args.after == ["none"] else args.after
     if getattr(args, "group", None) is not None:

@@ -9,8 +9,10 @@ should not start a capture that may drain it), and says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -55,15 +57,21 @@ def battery_pct(battery_command: str = "", cwd: str | None = None) -> tuple[floa
 
 
 def run_command(command: str, cwd: str | None, env: Mapping[str, str] | None = None) -> str | None:
-    """None when `command` (run through /bin/sh) exits 0, else why not."""
+    """None when `command` (run through /bin/sh) exits 0, else why not. One that takes longer
+    than COMMAND_TIMEOUT is ended with its whole process group."""
     try:
-        done = subprocess.run(["/bin/sh", "-c", command], cwd=cwd, env=dict(env) if env else None, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT, start_new_session=True)
-    except subprocess.TimeoutExpired:
-        return f"`{command}` timed out after {COMMAND_TIMEOUT:g} s"
+        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, env=dict(env) if env else None, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     except OSError as e:
         return f"`{command}` can't run: {e.strerror or e}"
-    return None if done.returncode == 0 else f"`{command}` exited {done.returncode}"
+    try:
+        code = proc.wait(COMMAND_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return f"`{command}` timed out after {COMMAND_TIMEOUT:g} s"
+    return None if code == 0 else f"`{command}` exited {code}"
 
 
 def unmet(require: Mapping[str, Any], *, cwd: str, battery_command: str = "", env: Mapping[str, str] | None = None,

@@ -182,6 +182,25 @@ def _parse_require(require: Any) -> dict[str, Any]:
     return out
 
 
+def require_from_items(items: Iterable[str]) -> dict[str, Any]:
+    """A `require` table from KEY=VALUE words (the CLI's --require, the console's form):
+    numbers for the thresholds, text for `command` and `disk_path`."""
+    table: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValidationError("require", f"{item!r} is not KEY=VALUE, e.g. disk_free_mb=500")
+        if key in ("command", "disk_path"):
+            table[key] = value
+            continue
+        try:
+            table[key] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise ValidationError(f"require.{key}", f"must be a number, not {value!r}") from None
+    return table
+
+
 def check_chains(jobs: Iterable[Any]) -> None:
     """Refuse `after` links to unknown jobs and cycles (a → b → a would run forever)."""
     by_name = {job.name: job for job in jobs}

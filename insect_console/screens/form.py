@@ -22,8 +22,10 @@ from insect_console import jobs as jobmod
 from insect_console.errors import UserError, ValidationError
 from insect_console.jobs import Job
 from insect_console.screens.base import ConsoleScreen
+from insect_console.policies import RunPolicy
 from insect_console.widgets.bars import StatusLine, TopBar
 from insect_console.widgets.cells import tone
+from insect_console.widgets.policy_fields import PolicyFields
 
 FIELDS = ("name", "command", "shell", "schedule_type", "schedule_time", "timeout", "enabled")
 ERROR_LABELS = {"schedule_time": "time", "schedule_type": "schedule"}
@@ -116,6 +118,7 @@ class JobFormScreen(ConsoleScreen):
                 yield Switch(job.enabled if job else True, id="enabled")
                 yield Label("", id="enabled-state", classes="switch-state")
             yield Static("", id="err-enabled", classes="field-error")
+            yield PolicyFields(job.policy if job else RunPolicy(), id="policy")
             yield Static("", id="err-form", classes="field-error")
             with Horizontal(id="form-buttons"):
                 yield Button("Save (ctrl+s)", id="save", variant="primary", compact=True)
@@ -150,6 +153,10 @@ class JobFormScreen(ConsoleScreen):
                 data["cwd"] = self.job.cwd
             if self.job.env:
                 data["env"] = dict(self.job.env)
+        try:
+            data.update(self.query_one(PolicyFields).values())
+        except ValidationError:
+            pass  # shown under the policy fields; make_job refuses the rest on save
         return data
 
     # -- checks as you type ----------------------------------------------------------
@@ -292,7 +299,10 @@ class JobFormScreen(ConsoleScreen):
         for field in ("name", "command", "schedule_time", "timeout"):
             self.check_field(field)
         self.set_error("form", None)
+        policy_ok = self.query_one(PolicyFields).check()
         try:
+            if not policy_ok:
+                raise ValidationError("run policies", "see the policy fields above")
             job = jobmod.make_job(self.values())
         except ValidationError as e:
             self.set_error(e.field, e.reason)

@@ -146,6 +146,8 @@ class JobsScreen(ConsoleScreen):
         if s.running:
             elapsed = (dt.datetime.now() - s.running_since).total_seconds() if s.running_since else None  # real time: a real run
             status: Text = Text(f"▶ {short_duration(elapsed)}".rstrip(), style=tone("bold cyan"))
+        elif s.waiting:
+            status = Text("⏸ waiting", style=tone("yellow"))
         else:
             status = status_text(s.last_status)
         fails = s.error_count

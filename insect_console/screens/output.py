@@ -209,6 +209,9 @@ class OutputScreen(ConsoleScreen):
             if self.job_name not in self.engine.active_runs():
                 info.append(" · in another process")
         else:
+            if s.waiting:
+                info.append(f"⏸ waiting: {terminal_safe(s.waiting)}", style=tone("yellow"))
+                info.append(f" · since {s.waiting_since:%H:%M:%S} · " if s.waiting_since else " · ")
             info.append("last run ")
             info.append(f"{s.last_run:%Y-%m-%d %H:%M:%S} · " if s.last_run else "— · ")
             info.append_text(status_text(s.last_status))
