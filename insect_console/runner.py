@@ -272,7 +272,12 @@ class JobRun:
             while open_pipes:
                 now = time.monotonic()
                 if self._kill_reason is None and deadline is not None and now >= deadline:
-                    self._kill_reason = ("timeout", f"timed out after {format_seconds(self.timeout)}")
+                    # decided only for a process that is really still running: after a stall of
+                    # this thread (SIGSTOP, swap) the deadline can pass for a run that ended in time
+                    if proc.poll() is None:
+                        self._kill_reason = ("timeout", f"timed out after {format_seconds(self.timeout)}")
+                    else:
+                        deadline = None
                 if self._kill_reason is not None and status == "success":
                     status, error = self._kill_reason
                     killer = threading.Thread(
