@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any, Callable, Mapping
 import tomli_w
 
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
-from insect_console.fileio import atomic_write, check_private_file, locked
+from insect_console.fileio import NotRegularFile, atomic_write, check_private_file, locked, open_regular, read_regular
 from insect_console.jobs import Job, make_job
 
 DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
@@ -149,10 +150,15 @@ class ConfigStore:
 
     def _read_and_parse(self) -> Config:
         try:
-            check_private_file(self.path, "config file")
-            raw = self.path.read_bytes()
+            # a symlinked config is followed (a person chose it), but a FIFO or a device is
+            # refused: opened without blocking, checked on the open descriptor
+            with os.fdopen(open_regular(self.path, os.O_RDONLY, follow=True), "rb") as f:
+                check_private_file(self.path, "config file", os.fstat(f.fileno()))
+                raw = f.read()
         except PermissionError as e:
             raise ConfigError(str(e)) from None
+        except NotRegularFile as e:
+            raise ConfigError(f"{self.display_path}: {e.strerror}; refusing to read it (put the config file there)") from None
         except OSError as e:
             raise ConfigError(f"{self.display_path}: can't read: {e.strerror}") from None
         return self.parse(raw)
@@ -220,7 +226,7 @@ class ConfigStore:
         if not self.is_json or not self.path.exists():
             return {}
         try:
-            data = json.loads(self.path.read_text())
+            data = json.loads(read_regular(self.path, follow=True))
             return {
                 j["name"]: {k: j.get(k) for k in ("last_run", "last_status", "error_count") if j.get(k) is not None}
                 for j in data.get("jobs", [])
@@ -263,7 +269,7 @@ class ConfigStore:
             return None
         merged = self.legacy_state()
         try:
-            merged.update(json.loads(self.state_path.read_bytes()).get("jobs", {}))
+            merged.update(json.loads(read_regular(self.state_path)).get("jobs", {}))
         except (OSError, ValueError, AttributeError):
             pass
         return merged

@@ -32,7 +32,7 @@ from insect_console.events import (
     RunSkipped,
     RunStarted,
 )
-from insect_console.fileio import Outage, ensure_private_dir, locked
+from insect_console.fileio import Outage, ensure_private_dir, locked, open_lock, open_regular, read_tail
 from insect_console.jobs import Job
 from insect_console.runner import JobRun, RunOutcome
 from insect_console.scheduling import JobScheduler
@@ -184,7 +184,7 @@ class Engine(ConfigChanges):
     def _take_scheduler_lock(self) -> None:
         path = self.store.runtime_dir / "scheduler.lock"
         ensure_private_dir(self.store.runtime_dir)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_lock(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -688,7 +688,7 @@ def scheduler_pid(store: ConfigStore) -> int | None:
     """The pid of the scheduler holding `store`'s config, or None when none holds it."""
     path = store.runtime_dir / "scheduler.lock"
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_regular(path, os.O_RDONLY)
     except OSError:
         return None
     try:
@@ -721,11 +721,4 @@ def _hhmmss(when: dt.datetime | None) -> str:
 def _tail_of(path: str | None, limit: int) -> str:
     if not path:
         return ""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+    return read_tail(path, limit).decode("utf-8", "replace")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from insect_console.fileio import append_line
+from insect_console.fileio import append_line, open_regular
 
 FILE_RE = re.compile(r"batch_(\d{8})\.jsonl")
 STATUSES = ("success", "error", "timeout", "interrupted", "skipped")
@@ -32,7 +32,7 @@ def append_record(log_dir: Path, record: dict[str, Any], day: dt.date | None = N
         day = dt.datetime.fromisoformat(record["start_time"]).date()
     path = history_file(log_dir, day)
     line = json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n"
-    append_line(path, line.encode("utf-8", "replace"))
+    append_line(path, line.encode("utf-8", "replace"), what="history file")
     return path
 
 
@@ -58,7 +58,7 @@ def history_files(log_dir: Path) -> list[tuple[dt.date, Path]]:
 def reverse_chunks(path: Path, block: int = _BLOCK) -> Iterator[bytes]:
     """The file from its end to its start in pieces of whole lines (each piece in file order)."""
     try:
-        f = open(path, "rb")
+        f = os.fdopen(open_regular(path, os.O_RDONLY), "rb")  # a FIFO or symlink is passed over
     except OSError:
         return
     with f:

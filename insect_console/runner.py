@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from insect_console import proctree
-from insect_console.fileio import Outage, ensure_private_dir
+from insect_console.fileio import Outage, ensure_private_dir, open_own
 from insect_console.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -393,7 +393,7 @@ class _OutputFile:
     def open(cls, path: Path, cap: int | None, job_name: str) -> "_OutputFile | None":
         try:
             ensure_private_dir(path.parent)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            fd = open_own(path, os.O_WRONLY | os.O_APPEND, "output file")  # a FIFO or symlink is set aside
         except OSError as e:
             cls._failed(job_name, path, e)
             return None

@@ -47,6 +47,15 @@ def _today_history(log_dir: Path) -> Path:
 
 
 def _records_of(log_dir: Path, name: str) -> list[dict]:
+    """`strict_records` of the regular history files (reading a FIFO would block the test)."""
+    if any(not p.is_file() or p.is_symlink() for p in log_dir.glob("batch_*.jsonl")):
+        regular = [p for p in sorted(log_dir.glob("batch_*.jsonl")) if p.is_file() and not p.is_symlink()]
+        out = []
+        for path in regular:
+            data = path.read_bytes()
+            assert not data or data.endswith(b"\n"), path
+            out += [json.loads(line) for line in data.split(b"\n")[:-1]]
+        return [r for r in out if r["job_name"] == name]
     return [r for r in strict_records(log_dir) if r["job_name"] == name]
 
 
@@ -91,3 +100,225 @@ def test_a_stalled_daemon_records_no_false_timeout(tmp_path: Path):
     assert (record["status"], record["exit_code"], record["error"]) == ("success", 0, None), record
     js = read_state(config)["jobs"]["nap"]
     assert (js["last_status"], js["error_count"]) == ("success", 0)
+
+
+# -- 2. FIFOs, directories and symlinks where our files belong -----------------------------------------
+
+
+def _swap_for_fifo(path: Path) -> None:
+    """Put a FIFO where `path` is, in one rename (as a stray `mkfifo` or a bad restore would)."""
+    tmp = path.with_name(path.name + ".fifo-tmp")
+    os.mkfifo(tmp, 0o600)
+    os.rename(tmp, path)
+
+
+def _status_answers(base: Path) -> None:
+    """An honest client gets a status answer from the daemon (through `list`, which asks it)."""
+    from insect_console.control import ControlClient, socket_path
+
+    client = ControlClient(socket_path(base / "config" / ".batch_config.run"), timeout=20)
+    try:
+        assert client.call("status")["pid"]
+    finally:
+        client.close()
+
+
+def test_fifo_as_the_state_file_is_set_aside_and_scheduling_goes_on(tmp_path: Path):
+    """README: run state is written atomically under a lock and "a corrupt file is reported and
+    kept aside"; a FIFO there once hung the scheduler inside the state lock for good."""
+    config = write_config(tmp_path, [job("tick", "true", "interval", "1")], settings=fast())
+    log_dir = tmp_path / LOG_REL
+    daemon = Daemon(tmp_path).started()
+    try:
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= 2, what="two runs before the fault")
+        _swap_for_fifo(state_path(config))
+        note(faults_injected=1)
+        n = len(_records_of(log_dir, "tick"))
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= n + 3, what="runs after the FIFO appeared")
+        _status_answers(tmp_path)
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+    aside = _aside(state_path(config))
+    assert len(aside) == 1 and stat.S_ISFIFO(aside[0].lstat().st_mode), aside
+    assert len(_error_lines(daemon, "state file", "FIFO")) == 1, daemon.log_tail()
+    assert stat.S_ISREG(state_path(config).lstat().st_mode)
+    assert read_state(config)["jobs"]["tick"]["last_status"] == "success"
+    assert "Traceback" not in daemon.log
+
+
+def test_fifo_as_the_config_file_is_refused_in_one_line_and_never_overwritten(tmp_path: Path):
+    """README: "A config that does not parse or validate is reported in one line ... and never
+    rewritten; a running daemon keeps its previous jobs"."""
+    config = write_config(tmp_path, [job("tick", "true", "interval", "1")], settings=fast())
+    log_dir = tmp_path / LOG_REL
+    daemon = Daemon(tmp_path).started()
+    try:
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= 1, what="a run before the fault")
+        _swap_for_fifo(config)
+        note(faults_injected=1)
+        daemon.wait_log("config not reloaded")
+        n = len(_records_of(log_dir, "tick"))
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= n + 2, what="runs with the previous jobs")
+        for argv in (["list"], ["add", "x", "true", "--type", "interval", "--time", "60"], ["disable", "tick"]):
+            assert_one_line_error(cli(tmp_path, *argv, timeout=30), "batch_config.toml", "not a regular file")
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+    assert stat.S_ISFIFO(config.lstat().st_mode)  # refused, never replaced
+    assert "Traceback" not in daemon.log
+
+
+def test_fifo_as_a_history_file_is_set_aside_and_records_go_on(tmp_path: Path):
+    """README: "Each run appends one JSON line to logs/batch/batch_YYYYMMDD.jsonl"; `history`
+    reads past runs. A FIFO as today's file once swallowed the records; as an older file it
+    hung `history`."""
+    write_config(tmp_path, [job("tick", "true", "interval", "1")], settings=fast())
+    log_dir = tmp_path / LOG_REL
+    log_dir.mkdir(parents=True, mode=0o700)
+    os.mkfifo(log_dir / f"batch_{dt.date.today() - dt.timedelta(days=1):%Y%m%d}.jsonl", 0o600)  # yesterday's file
+    daemon = Daemon(tmp_path).started()
+    try:
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= 1, what="a run before the fault")
+        today = _today_history(log_dir)
+        _swap_for_fifo(today)
+        note(faults_injected=2)
+        wait_for(lambda: today.exists() and stat.S_ISREG(today.lstat().st_mode) and _records_of(log_dir, "tick"), what="a new history file")
+        n = len(_records_of(log_dir, "tick"))
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= n + 2, what="records after the FIFO appeared")
+        done = cli(tmp_path, "history", "--limit", "3", timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("tick") == 3
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+    aside = _aside(today)
+    assert len(aside) == 1 and stat.S_ISFIFO(aside[0].lstat().st_mode), aside
+    assert len(_error_lines(daemon, "history file", "FIFO")) == 1, daemon.log_tail()
+    assert "can't write history" not in daemon.log
+
+
+@pytest.mark.parametrize("lock", ["scheduler.lock", "state.lock", "jobs/tick.lock"])
+def test_fifo_as_a_lock_file_is_set_aside(tmp_path: Path, lock: str):
+    """README: "One scheduler per config (a flock held for its lifetime)" and "a per-job lock is
+    shared by the daemon, the console and run-job". A FIFO as scheduler.lock once hung `list`."""
+    config = write_config(tmp_path, [job("tick", "echo hi")], settings=fast())
+    path = config.parent / ".batch_config.run" / lock
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(config.parent / ".batch_config.run", 0o700)
+    os.mkfifo(path, 0o600)
+    note(faults_injected=1)
+    assert cli(tmp_path, "list", timeout=30).returncode == 0
+    done = cli(tmp_path, "run-job", "tick", timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    daemon = Daemon(tmp_path).started()
+    try:
+        _status_answers(tmp_path)
+        assert cli(tmp_path, "run-job", "tick", timeout=30).returncode == 0
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+    assert stat.S_ISREG(path.lstat().st_mode)
+    assert len(_aside(path)) == 1
+    assert [r["status"] for r in _records_of(tmp_path / LOG_REL, "tick")] == ["success", "success"]
+
+
+_OUTPUT_SCRIPT = r"""
+import json, os, sys
+from pathlib import Path
+from insect_console.jobs import make_job
+from insect_console.runner import JobRun
+out = Path(sys.argv[1])
+job = make_job({"name": "x", "command": "echo through", "schedule_type": "interval", "schedule_time": "60"})
+outcome = JobRun(job, run_id="20250101T000000-abcdef", timeout=30, kill_grace=1, output_file=out).execute()
+print(json.dumps({"status": outcome.status, "output": outcome.output}))
+"""
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_a_fifo_or_symlink_as_an_output_file_is_set_aside(tmp_path: Path, kind: str):
+    """README: "The full output (stdout and stderr) of each run is in logs/batch/output/...":
+    in a file of our own, never through a FIFO (which once blocked the run before it started)
+    or a symlink (which the daemon, often root, followed)."""
+    out = tmp_path / "output" / "x.log"
+    out.parent.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("not yours\n")
+    if kind == "fifo":
+        os.mkfifo(out, 0o600)
+    else:
+        os.symlink(victim, out)
+    note(faults_injected=1)
+    done = subprocess.run([PY, "-c", _OUTPUT_SCRIPT, str(out)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result == {"status": "success", "output": "through\n"}
+    assert stat.S_ISREG(out.lstat().st_mode) and out.read_text() == "through\n"
+    assert victim.read_text() == "not yours\n"
+    assert len(_aside(out)) == 1
+    assert sum("not a regular file" in line for line in done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_a_directory_as_the_state_file_is_set_aside(tmp_path: Path):
+    """README: run state "is kept in config/batch_config.state.json" and every change is
+    written: a directory there once made every state write fail while the daemon went on."""
+    config = write_config(tmp_path, [job("tick", "true", "interval", "1")], settings=fast())
+    log_dir = tmp_path / LOG_REL
+    daemon = Daemon(tmp_path).started()
+    try:
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= 1, what="a run before the fault")
+        state = state_path(config)
+        tmp = state.with_name("dir-tmp")
+        tmp.mkdir(mode=0o700)
+        state.unlink()
+        tmp.rename(state)
+        note(faults_injected=1)
+        swapped = dt.datetime.now().astimezone()
+        wait_for(lambda: state.is_file() and dt.datetime.fromisoformat(read_state(config)["jobs"].get("tick", {}).get("last_run", "2000-01-01T00:00:00+00:00")) > swapped,
+                 what="the state written again after the directory appeared")
+        _status_answers(tmp_path)
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+    aside = _aside(state)
+    assert len(aside) == 1 and aside[0].is_dir(), aside
+    assert len(_error_lines(daemon, "state file", "directory")) == 1, daemon.log_tail()
+    assert "can't write state file" not in daemon.log
+
+
+@pytest.mark.parametrize("target", ["root-file", "/dev/null"])
+def test_a_symlink_to_a_root_owned_file_as_the_state_file_is_set_aside(tmp_path: Path, target: str):
+    """README: "A config or state file that is writable by group or others, or owned by another
+    user, is refused"; a symlink is not our file either: its target is never read as our state
+    (a planted one carried fake runs and failure counts) and never written."""
+    config = write_config(tmp_path, [job("tick", "true", "interval", "1")], settings=fast())
+    log_dir = tmp_path / LOG_REL
+    if target == "root-file":
+        victim = tmp_path / "root-owned.json"
+        victim.write_text(json.dumps({"version": 1, "jobs": {"tick": {"error_count": 42, "last_status": "error"}}, "running": {}}))
+        os.chmod(victim, 0o644)
+        os.chown(victim, 0, 0)
+    else:
+        victim = Path(target)
+    before = (victim.lstat().st_mode, victim.lstat().st_uid, victim.read_bytes() if victim.is_file() else None)
+    daemon = Daemon(tmp_path).started()
+    try:
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= 1, what="a run before the fault")
+        state = state_path(config)
+        tmp = state.with_name("link-tmp")
+        os.symlink(victim, tmp)
+        os.rename(tmp, state)
+        note(faults_injected=1)
+        n = len(_records_of(log_dir, "tick"))
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= n + 2 and not state.is_symlink(), what="runs after the symlink appeared")
+        _status_answers(tmp_path)
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+    assert (victim.lstat().st_mode, victim.lstat().st_uid, victim.read_bytes() if victim.is_file() else None) == before
+    assert len(_error_lines(daemon, "state file", "symbolic link")) == 1, daemon.log_tail()
+    assert [p for p in _aside(state) if p.is_symlink()]
+    js = read_state(config)["jobs"]["tick"]
+    assert (js["last_status"], js["error_count"]) == ("success", 0), js
+    assert "Traceback" not in daemon.log
