@@ -151,6 +151,7 @@ def cmd_run_job(args, config: str) -> int:
 
     engine = Engine(config)
     job = engine.config.job(args.name)
+    engine.store.check_log_dir(engine.settings)
     engine.recover_interrupted()  # a run-job killed with SIGKILL earlier gets its record (cron use has no daemon)
     if not args.local:
         from insect_console.control import connect_to_daemon

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import tomli_w
 
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
-from insect_console.fileio import NotRegularFile, atomic_write, check_private_file, locked, open_regular, read_regular
+from insect_console.fileio import NotRegularFile, atomic_write, check_private_dir, check_private_file, locked, open_regular, read_regular
 from insect_console.jobs import Job, make_job
 
 DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
@@ -304,6 +304,13 @@ class ConfigStore:
     def resolve(self, path: str) -> Path:
         p = Path(path)
         return p if p.is_absolute() else self.base_dir / p
+
+    def check_log_dir(self, settings: Settings) -> None:
+        """Refuse (ConfigError, one line) a log directory group or others can write into."""
+        try:
+            check_private_dir(self.resolve(settings.log_dir), "log directory")
+        except PermissionError as e:
+            raise ConfigError(str(e)) from None
 
     @property
     def log_dir_default(self) -> Path:

@@ -159,6 +159,7 @@ class Engine(ConfigChanges):
 
     def start(self) -> None:
         """Take the scheduler lock, recover runs cut off by a crash, and start scheduling."""
+        self.store.check_log_dir(self.settings)
         self._take_scheduler_lock()
         self._seed_legacy_state()
         self.recover_interrupted()
@@ -349,6 +350,7 @@ class Engine(ConfigChanges):
         self._config_mtime = self._mtime()
         try:
             config = self.store.load(create=False)
+            self.store.check_log_dir(config.settings)
         except ConfigError as e:
             log.error("config not reloaded, keeping the previous jobs: %s", e)
             self.events.emit(ConfigReloaded(error=str(e)))

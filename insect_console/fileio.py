@@ -185,6 +185,25 @@ def check_private_file(path: Path, what: str, st: os.stat_result | None = None) 
         raise PermissionError(f"{path}: the {what} is writable by group or others; refusing to use it (fix: chmod 600 {path})")
 
 
+def check_private_dir(path: Path, what: str) -> None:
+    """Refuse a directory we write into that group or others can write into too (they could put
+    a symlink or a FIFO there for us to write through), or that another user owns.
+
+    Raises PermissionError with a one-line message saying how to fix it. A missing directory
+    passes: it is created 0700.
+    """
+    try:
+        st = path.stat()  # the directory a person named, through a symlink if it is one
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise PermissionError(f"{path}: the {what} is {file_kind(st.st_mode)}, not a directory")
+    if st.st_uid not in (os.geteuid(), 0):
+        raise PermissionError(f"{path}: the {what} is owned by uid {st.st_uid}, not by you (uid {os.geteuid()}); refusing to write into it (chown it to yourself)")
+    if st.st_mode & 0o022:
+        raise PermissionError(f"{path}: the {what} is writable by group or others; refusing to write into it (fix: chmod 700 {path})")
+
+
 @contextlib.contextmanager
 def locked(lock_path: Path, *, blocking: bool = True) -> Iterator[int]:
     """Hold an exclusive `flock` on `lock_path` (created 0600) for the block.

@@ -322,3 +322,90 @@ def test_a_symlink_to_a_root_owned_file_as_the_state_file_is_set_aside(tmp_path:
     js = read_state(config)["jobs"]["tick"]
     assert (js["last_status"], js["error_count"]) == ("success", 0), js
     assert "Traceback" not in daemon.log
+
+
+# -- 4. symlinks and a log directory others can write into ----------------------------------------------
+
+
+def test_a_symlinked_history_file_is_never_written_through(tmp_path: Path):
+    """README: "Files insect-console creates are private"; the daemon (often root) appends only
+    to a history file of its own, never to what a `batch_*.jsonl` symlink points at."""
+    write_config(tmp_path, [job("tick", "true", "interval", "1")], settings=fast())
+    log_dir = tmp_path / LOG_REL
+    victim = tmp_path / "victim.conf"
+    victim.write_text("# someone else's file\n")
+    daemon = Daemon(tmp_path).started()
+    try:
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= 1, what="a run before the fault")
+        today = _today_history(log_dir)
+        tmp = log_dir / "link-tmp"
+        os.symlink(victim, tmp)
+        os.rename(tmp, today)
+        note(faults_injected=1)
+        wait_for(lambda: not today.is_symlink() and len(_records_of(log_dir, "tick")) >= 2, what="records in a file of our own")
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+    assert victim.read_text() == "# someone else's file\n"
+    assert len(_error_lines(daemon, "history file", "symbolic link")) == 1, daemon.log_tail()
+    assert [p for p in _aside(today) if p.is_symlink()]
+
+
+def test_a_symlinked_lock_file_is_never_followed(tmp_path: Path):
+    """README: "a per-job lock is shared by the daemon, the console and run-job"; a symlink in
+    its place once made root create (O_CREAT) the file it pointed to, anywhere."""
+    config = write_config(tmp_path, [job("tick", "echo hi")], settings=fast())
+    lock = config.parent / ".batch_config.run" / "jobs" / "tick.lock"
+    lock.parent.mkdir(parents=True, mode=0o700)
+    os.chmod(lock.parent.parent, 0o700)
+    victim = tmp_path / "etc" / "cron.d-evil"
+    victim.parent.mkdir()
+    os.symlink(victim, lock)
+    note(faults_injected=1)
+    done = cli(tmp_path, "run-job", "tick", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not victim.exists()
+    assert stat.S_ISREG(lock.lstat().st_mode)
+    assert sum("symbolic link" in line for line in done.stderr.splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o757, 0o1777], ids=oct)
+def test_a_log_directory_others_can_write_into_is_refused(tmp_path: Path, mode: int):
+    """README: files are private, "the log and lock directories 0700"; one that group or others
+    can write into (where they could plant a symlink for the daemon) is refused, as the config
+    is, with a line that says how to fix it."""
+    write_config(tmp_path, [job("tick", "echo hi", "interval", "1")], settings=fast())
+    log_dir = tmp_path / LOG_REL
+    log_dir.mkdir(parents=True)
+    os.chmod(log_dir, mode)
+    note(faults_injected=1)
+    for argv in (["scheduler", "--no-ui"], ["run-job", "tick"], ["run-job", "--local", "tick"]):
+        line = assert_one_line_error(cli(tmp_path, *argv, timeout=60), str(log_dir), f"chmod 700 {log_dir}")
+        assert "log directory" in line and "writable by group or others" in line
+    assert list(log_dir.iterdir()) == []
+    assert stat.S_IMODE(log_dir.stat().st_mode) == mode  # reported, not silently "fixed"
+    os.chmod(log_dir, 0o700)
+    assert cli(tmp_path, "run-job", "tick", timeout=60).returncode == 0
+
+
+def test_a_daemon_keeps_its_log_directory_when_a_reload_names_one_others_can_write(tmp_path: Path):
+    """README: "a running daemon keeps its previous jobs" when the config is not good."""
+    config = write_config(tmp_path, [job("tick", "true", "interval", "1")], settings=fast())
+    log_dir = tmp_path / LOG_REL
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    daemon = Daemon(tmp_path).started()
+    try:
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= 1, what="a run")
+        write_config(tmp_path, [job("tick", "true", "interval", "1")], settings=fast(log_dir=str(open_dir)))
+        note(faults_injected=1)
+        daemon.wait_log("config not reloaded")
+        n = len(_records_of(log_dir, "tick"))
+        wait_for(lambda: len(_records_of(log_dir, "tick")) >= n + 2, what="runs recorded in the old log directory")
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+    assert list(open_dir.iterdir()) == []
+    assert any("chmod 700" in line for line in _error_lines(daemon, "config not reloaded")), daemon.log_tail()
+    assert config.exists()
