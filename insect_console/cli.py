@@ -19,6 +19,8 @@ from insect_console import __version__
 from insect_console.errors import AlreadyRunning, UserError, ValidationError
 
 EXIT_FOR_STATUS = {"success": 0, "error": 1, "timeout": 124, "interrupted": 130}
+MAX_HISTORY_LIMIT = 1_000_000
+"""The most records `history --limit` prints."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -356,6 +358,8 @@ def cmd_history(args, config: str) -> int:
             raise UserError(f"--since: {args.since!r} is not a date; use YYYY-MM-DD") from None
     if args.limit < 1:
         raise UserError("--limit: must be 1 or more")
+    if args.limit > MAX_HISTORY_LIMIT:
+        raise UserError(f"--limit: {args.limit} is too large; at most {MAX_HISTORY_LIMIT} (or filter with --job, --status, --since)")
     reader = HistoryReader(store.resolve(settings.log_dir))
     query = HistoryQuery(job=args.job, status=args.status, since=since, limit=args.limit)
     rows = [("START", "JOB", "STATUS", "TOOK", "TRIGGER", "ERROR")]

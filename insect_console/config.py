@@ -19,9 +19,25 @@ import tomli_w
 
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
 from insect_console.fileio import NotRegularFile, atomic_write, check_private_dir, check_private_file, locked, open_regular, read_regular
-from insect_console.jobs import Job, make_job
+from insect_console.history import MAX_OUTPUT_TAIL
+from insect_console.jobs import MAX_TIMEOUT, Job, make_job, shown_number
 
 DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
+
+SETTING_BOUNDS: dict[str, tuple[int, int, str]] = {
+    "default_timeout": (1, MAX_TIMEOUT, " s (7 days)"),
+    "kill_grace": (0, 3600, " s (1 hour)"),
+    "shutdown_grace": (1, 86400, " s (1 day)"),
+    "max_parallel": (1, 64, ""),
+    "failure_threshold": (1, 1000, ""),
+    "output_tail_bytes": (1, MAX_OUTPUT_TAIL, " (1 MiB)"),
+    "history_keep_days": (1, 36500, " (100 years: keep them all)"),
+    "output_keep_days": (1, 36500, " (100 years: keep them all)"),
+    "output_max_mb": (1, 1024 * 1024, " (1 TiB)"),
+    "output_max_run_mb": (1, 1024 * 1024, " (1 TiB)"),
+}
+"""(least, most, unit) of every number in [settings]: far past any use on a station, and inside
+what the engine can compute with (epoll waits, dates a year count reaches, memory a record uses)."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +66,11 @@ class Settings:
                 raise ValidationError(f"settings.{key}", f"is not a setting; the settings are {', '.join(fields)}")
             default = fields[key].default
             if isinstance(default, int):
-                if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "kill_grace" else 1):
-                    raise ValidationError(f"settings.{key}", f"must be a whole number ≥ {0 if key == 'kill_grace' else 1}, not {value!r}")
+                least, most, unit = SETTING_BOUNDS[key]
+                if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                    raise ValidationError(f"settings.{key}", f"must be a whole number ≥ {least}, not {value!r}")
+                if value > most:
+                    raise ValidationError(f"settings.{key}", f"{shown_number(value)} is too large; at most {most}{unit}")
             elif not isinstance(value, str):
                 raise ValidationError(f"settings.{key}", f"must be text, not {value!r}")
             values[key] = value

@@ -35,6 +35,8 @@ PIPE_SIZE = 1024 * 1024
 READ_SIZE = PIPE_SIZE
 BATCH_PAUSE = 0.01
 STDERR_TAIL = 2048
+MAX_WAIT = 3600.0
+"""Longest single wait of a run's selector (epoll takes at most INT_MAX ms, about 24.8 days)."""
 SETTLE = 0.1
 """Seconds into a run when its slower bookkeeping (state file with pid, fsynced) is done: not
 while the job's process is starting up beside it, and not at all for a run that ends sooner."""
@@ -306,6 +308,8 @@ class JobRun:
                     timeout = 0.25 if timeout is None else min(timeout, 0.25)
                 if settle_at is not None:
                     timeout = max(0.0, settle_at - now) if timeout is None else min(timeout, max(0.0, settle_at - now))
+                if timeout is not None:
+                    timeout = min(timeout, MAX_WAIT)  # a long timeout is waited for in pieces epoll takes
                 busy = False
                 for key, _ in sel.select(timeout):
                     if key.data == "wake":
