@@ -7,11 +7,15 @@ and exit 2; nothing is written" (see README "Limits" for the bounds).
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from pathlib import Path
 
 import pytest
 
-from .kit import assert_one_line_error, cli, fast, job, note, write_config
+from insect_console import retention
+
+from .kit import LOG_REL, Daemon, assert_one_line_error, cli, fast, job, note, wait_for, write_config
 
 DAY = 86400
 
@@ -71,3 +75,47 @@ def test_history_limit_past_its_bound_is_refused_in_one_line(tmp_path: Path, lim
 def test_an_interval_past_its_bound_is_refused_in_one_line(tmp_path: Path):
     write_config(tmp_path, [job("tick", "true")], settings=fast())
     assert_one_line_error(cli(tmp_path, "add", "x", "true", "--type", "interval", "--time", "367d", timeout=60), "schedule_time", "366 days")
+
+
+# -- 7. retention never stops at a setting it can't compute -------------------------------------------
+
+
+def _output(log_dir: Path, day: dt.date, name: str, size: int) -> Path:
+    path = log_dir / "output" / f"{day:%Y%m%d}" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"o" * size)
+    return path
+
+
+def test_a_prune_that_fails_still_applies_the_size_cap_and_is_logged_once(tmp_path: Path, caplog):
+    """README: "run output is capped at 1 GiB" (output_max_mb). A keep-days value meaning
+    "forever" (as a Settings made without the validator can carry) once raised OverflowError in
+    every prune, so old output was never removed and the size cap no longer applied."""
+    log_dir = tmp_path / "logs"
+    today = dt.date.today()
+    old = [_output(log_dir, today - dt.timedelta(days=d), f"job-000000-{d:06d}.log", 600_000) for d in (3, 2, 1)]
+    note(faults_injected=1)
+    caplog.set_level(logging.INFO, logger="insect_console.retention")
+    for _ in range(3):
+        report = retention.prune(log_dir, today=today, history_keep_days=10**9, output_keep_days=10**9, output_max_bytes=1_000_000)
+    assert [p.exists() for p in old] == [False, False, True]  # the oldest went first, until under the cap
+    assert report.output_bytes_left == 600_000
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "history_keep_days" in errors[0].getMessage() or "history" in errors[0].getMessage()
+    assert "Traceback" not in caplog.text
+    caplog.clear()
+    retention.prune(log_dir, today=today, history_keep_days=30, output_keep_days=30, output_max_bytes=1_000_000)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("works again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_daemon_refuses_keep_days_that_mean_forever(tmp_path: Path):
+    """Through the daemon: the value is refused at start, in one line, instead of a daemon
+    whose every prune failed (and whose output then grew past output_max_mb)."""
+    write_config(tmp_path, [job("big", "head -c 700000 /dev/zero", "interval", "1", shell=True)],
+                 settings=fast(output_keep_days=10**7, output_max_mb=1))
+    note(faults_injected=1)
+    done = cli(tmp_path, "scheduler", "--no-ui", timeout=60)
+    assert_one_line_error(done, "settings.output_keep_days", "36500")
+    assert not (tmp_path / LOG_REL).exists()
