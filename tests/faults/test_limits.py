@@ -119,3 +119,25 @@ def test_a_daemon_refuses_keep_days_that_mean_forever(tmp_path: Path):
     done = cli(tmp_path, "scheduler", "--no-ui", timeout=60)
     assert_one_line_error(done, "settings.output_keep_days", "36500")
     assert not (tmp_path / LOG_REL).exists()
+
+
+_LONG_WAIT_SCRIPT = r"""
+import json
+from insect_console.jobs import make_job
+from insect_console.runner import JobRun
+job = make_job({"name": "x", "command": "sleep 0.3", "schedule_type": "interval", "schedule_time": "60"})
+outcome = JobRun(job, run_id="20250101T000000-abcdef", timeout=25 * 86400, kill_grace=1).execute()
+print(json.dumps([outcome.status, outcome.exit_code]))
+"""
+
+
+def test_the_runner_waits_for_a_long_deadline_in_pieces(tmp_path: Path):
+    """A run handed a deadline past epoll's INT_MAX ms (a Settings made without the validator)
+    still runs and ends: the selector waits in pieces, never once for the whole timeout."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _LONG_WAIT_SCRIPT], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["success", 0]
