@@ -409,3 +409,88 @@ def test_a_daemon_keeps_its_log_directory_when_a_reload_names_one_others_can_wri
     assert list(open_dir.iterdir()) == []
     assert any("chmod 700" in line for line in _error_lines(daemon, "config not reloaded")), daemon.log_tail()
     assert config.exists()
+
+
+# -- also: a read-only log directory, jobs that misbehave towards their tty, pipes and children -----------
+
+
+def test_a_read_only_log_directory_stops_no_run_and_is_logged_once(tmp_path: Path):
+    """README: history and output writes that fail are logged once per outage ("runs go on;
+    records are lost until this is fixed"), and writing resumes when the directory is writable."""
+    log_dir = tmp_path / "disk" / "logs"
+    if not mount_tmpfs(log_dir, "8M"):
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        write_config(tmp_path, [job("tick", "echo tick", "interval", "1")], settings=fast(log_dir=str(log_dir)))
+        daemon = Daemon(tmp_path).started()
+        try:
+            wait_for(lambda: len(_records_of(log_dir, "tick")) >= 1, what="a run before the fault")
+            subprocess.run(["mount", "-o", "remount,ro", str(log_dir)], check=True)
+            note(faults_injected=1)
+            n = daemon.count("tick: started")
+            wait_for(lambda: daemon.count("tick: started") >= n + 3, what="runs while the log directory is read-only")
+            records_during = len(_records_of(log_dir, "tick"))
+            subprocess.run(["mount", "-o", "remount,rw", str(log_dir)], check=True)
+            wait_for(lambda: len(_records_of(log_dir, "tick")) > records_during, what="records once it is writable again")
+            assert daemon.terminate() == 0
+        finally:
+            daemon.stop()
+    finally:
+        unmount(log_dir)
+    assert len([line for line in daemon.lines if "can't write history" in line]) == 1, daemon.log_tail()
+    assert len([line for line in daemon.lines if "can't write run output" in line]) == 1, daemon.log_tail()
+    assert daemon.count("history writes work again") == 1
+    assert "Traceback" not in daemon.log
+
+
+def _run_on_a_terminal(base: Path, *args: str) -> tuple[int, bytes]:
+    """`python -m insect_console args` with a pseudo-terminal as its controlling terminal and
+    stdin/stdout/stderr, as an operator's SSH session; returns (exit code, what the terminal got)."""
+    master, slave = pty.openpty()
+
+    def become_terminal_owner() -> None:
+        os.setsid()
+        import fcntl
+        import termios
+
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([PY, "-m", "insect_console", "-c", CONFIG_REL, *args], cwd=base, stdin=slave, stdout=slave, stderr=slave,
+                            preexec_fn=become_terminal_owner, close_fds=True)
+    os.close(slave)
+    seen = bytearray()
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every holder of the terminal closed it
+                    break
+                if not data:
+                    break
+                seen += data
+            elif proc.poll() is not None:
+                break
+        return proc.wait(30), bytes(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.close(master)
+
+
+def test_a_job_writing_to_dev_tty_never_reaches_the_operators_terminal(tmp_path: Path):
+    """README: "each run is its own session/process group": a job has no controlling terminal,
+    so what it writes to /dev/tty can't land on the console or the operator's SSH terminal, and
+    its failure to open it is just the job's own error output."""
+    write_config(tmp_path, [job("tty", "echo SECRET-ON-TTY > /dev/tty; echo to stdout", shell=True)], settings=fast())
+    note(faults_injected=1)
+    rc, seen = _run_on_a_terminal(tmp_path, "run-job", "--local", "tty")
+    assert b"to stdout" in seen, seen
+    assert b"SECRET-ON-TTY" not in seen, seen
+    assert rc == 0, seen
+    (record,) = _records_of(tmp_path / LOG_REL, "tty")
+    assert record["status"] == "success" and record["output"] == "to stdout\n"
+    assert "SECRET-ON-TTY" not in Path(record["output_file"]).read_text()
