@@ -271,7 +271,7 @@ class JobRun:
         killer: threading.Thread | None = None
         status, error = "success", None
         try:
-            while open_pipes:
+            while True:  # until it has exited and its pipes are closed: a job that closed its output still runs, timeout and all
                 now = time.monotonic()
                 if self._kill_reason is None and deadline is not None and now >= deadline:
                     # decided only for a process that is really still running: after a stall of
@@ -297,6 +297,8 @@ class JobRun:
                 if exited_at is None and proc.poll() is not None:
                     exited_at = now
                     settle_at = None
+                if exited_at is not None and not open_pipes:
+                    break  # it has exited and all its output is read
                 if exited_at is not None and now - exited_at > 2.0:
                     # the program has ended; something it left behind holds the pipes open
                     log.warning("%s: pipes still open 2 s after exit; not waiting for its leftovers", self.job.name)
@@ -305,7 +307,8 @@ class JobRun:
                 if deadline is not None:
                     timeout = max(0.0, deadline - now)
                 if exited_at is not None or pidfd is None:
-                    timeout = 0.25 if timeout is None else min(timeout, 0.25)
+                    poll = 0.25 if open_pipes else 0.05  # without a pidfd, an exit is noticed by polling
+                    timeout = poll if timeout is None else min(timeout, poll)
                 if settle_at is not None:
                     timeout = max(0.0, settle_at - now) if timeout is None else min(timeout, max(0.0, settle_at - now))
                 if timeout is not None:

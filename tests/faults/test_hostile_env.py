@@ -494,3 +494,28 @@ def test_a_job_writing_to_dev_tty_never_reaches_the_operators_terminal(tmp_path:
     (record,) = _records_of(tmp_path / LOG_REL, "tty")
     assert record["status"] == "success" and record["output"] == "to stdout\n"
     assert "SECRET-ON-TTY" not in Path(record["output_file"]).read_text()
+
+
+@pytest.mark.parametrize("closes", ["stdout", "both"])
+def test_a_job_that_closes_its_output_and_keeps_running_still_times_out(tmp_path: Path, closes: str):
+    """README: a run that passes its timeout is `timeout` ("timed out after N s") and its tree is
+    ended. A job that closed stdout and stderr and went on once made the run wait for it without
+    any timeout: no record, the job never run again."""
+    redirect = "exec >&-" if closes == "stdout" else "exec >&- 2>&-"
+    write_config(tmp_path, [job("mute", f"echo before; {redirect}; sleep 300", shell=True, timeout=2)], settings=fast())
+    note(faults_injected=1)
+    done = cli(tmp_path, "run-job", "mute", timeout=60)
+    assert done.returncode == 124, done.stderr
+    (record,) = _records_of(tmp_path / LOG_REL, "mute")
+    assert (record["status"], record["error"], record["output"]) == ("timeout", "timed out after 2 s", "before\n")
+    assert run_processes(record["run_id"]) == []
+
+
+def test_a_job_that_closes_its_output_is_waited_for_to_its_exit(tmp_path: Path):
+    """The run is the program's: closing its output does not end it, its exit does."""
+    write_config(tmp_path, [job("mute", "exec >&- 2>&-; sleep 1; exit 3", shell=True, timeout=30)], settings=fast())
+    done = cli(tmp_path, "run-job", "mute", timeout=60)
+    assert done.returncode == 1, done.stderr
+    (record,) = _records_of(tmp_path / LOG_REL, "mute")
+    assert (record["status"], record["exit_code"]) == ("error", 3)
+    assert record["duration_s"] >= 1
