@@ -270,6 +270,7 @@ class JobRun:
         exited_at: float | None = None
         killer: threading.Thread | None = None
         status, error = "success", None
+        leftovers = False
         try:
             while True:  # until it has exited and its pipes are closed: a job that closed its output still runs, timeout and all
                 now = time.monotonic()
@@ -301,7 +302,7 @@ class JobRun:
                     break  # it has exited and all its output is read
                 if exited_at is not None and now - exited_at > 2.0:
                     # the program has ended; something it left behind holds the pipes open
-                    log.warning("%s: pipes still open 2 s after exit; not waiting for its leftovers", self.job.name)
+                    leftovers = True
                     break
                 timeout = None
                 if deadline is not None:
@@ -336,6 +337,8 @@ class JobRun:
                     # waking for every few hundred bytes; live output stays within 10 ms
                     time.sleep(BATCH_PAUSE)
             proc.wait()
+            if leftovers and killer is None:
+                self._end_leftovers()
             if killer is not None:
                 # the run ends when every process of it is gone, not just the first one
                 killer.join(self.kill_grace + 10)
@@ -350,6 +353,16 @@ class JobRun:
         if status == "success" and self._kill_reason is not None:
             status, error = self._kill_reason
         return status, error
+
+    def _end_leftovers(self) -> None:
+        """End what the program left running holding its output after it exited: cut off from
+        the pipes, unsupervised, it would otherwise run on beside the job's next runs."""
+        found = proctree.run_processes(self.run_id)
+        if not found:  # they dropped the run's marker from their environment: out of reach
+            log.warning("%s: pipes still open 2 s after exit; not waiting for its leftovers", self.job.name)
+            return
+        log.warning("%s: the program exited but left %d process(es) holding its output; ending them", self.job.name, len(found))
+        proctree.end_run(self.run_id, None, self.kill_grace)
 
     def _open_output(self) -> "_OutputFile | None":
         if self.output_file is None:

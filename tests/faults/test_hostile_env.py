@@ -519,3 +519,18 @@ def test_a_job_that_closes_its_output_is_waited_for_to_its_exit(tmp_path: Path):
     (record,) = _records_of(tmp_path / LOG_REL, "mute")
     assert (record["status"], record["exit_code"]) == ("error", 3)
     assert record["duration_s"] >= 1
+
+
+def test_a_background_child_left_after_exit_0_is_ended_with_its_run(tmp_path: Path):
+    """README: "A job never runs twice at once" and a run's processes are ended with it: a
+    background child still holding the run's output after the program exited once lived on,
+    unsupervised, beside the job's next runs."""
+    config = write_config(tmp_path, [job("fork", "echo main; sleep 300 & setsid sleep 301 & exit 0", "interval", "3600", shell=True)], settings=fast())
+    note(faults_injected=1)
+    done = cli(tmp_path, "run-job", "fork", timeout=60)
+    assert done.returncode == 0, done.stderr
+    (record,) = _records_of(tmp_path / LOG_REL, "fork")
+    assert (record["status"], record["exit_code"], record["output"]) == ("success", 0, "main\n")
+    assert run_processes(record["run_id"]) == []  # ended before the run was recorded
+    assert read_state(config)["running"] == {}
+    assert "left" in done.stderr and "ending them" in done.stderr, done.stderr
