@@ -20,6 +20,8 @@ from insect_console import __version__
 from insect_console.errors import AlreadyRunning, UserError, ValidationError
 
 EXIT_FOR_STATUS = {"success": 0, "error": 1, "timeout": 124, "interrupted": 130}
+MAX_HISTORY_LIMIT = 1_000_000
+"""The most records `history --limit` prints."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -177,6 +179,7 @@ def cmd_run_job(args, config: str) -> int:
 
     engine = Engine(config)
     job = engine.config.job(args.name)
+    engine.store.check_log_dir(engine.settings)
     engine.recover_interrupted()  # a run-job killed with SIGKILL earlier gets its record (cron use has no daemon)
     if not args.local:
         from insect_console.control import connect_to_daemon
@@ -404,6 +407,8 @@ def cmd_history(args, config: str) -> int:
             raise UserError(f"--since: {args.since!r} is not a date; use YYYY-MM-DD") from None
     if args.limit < 1:
         raise UserError("--limit: must be 1 or more")
+    if args.limit > MAX_HISTORY_LIMIT:
+        raise UserError(f"--limit: {args.limit} is too large; at most {MAX_HISTORY_LIMIT} (or filter with --job, --status, --since)")
     reader = HistoryReader(store.resolve(settings.log_dir))
     query = HistoryQuery(job=args.job, status=args.status, since=since, limit=args.limit)
     rows = [("START", "JOB", "STATUS", "TOOK", "TRIGGER", "ERROR")]

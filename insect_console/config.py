@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ from typing import Any, Callable, Mapping
 import tomli_w
 
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
-from insect_console.fileio import atomic_write, check_private_file, locked
-from insect_console.jobs import Job, make_job
+from insect_console.fileio import NotRegularFile, atomic_write, check_private_dir, check_private_file, locked, open_regular, read_regular
+from insect_console.history import MAX_OUTPUT_TAIL
+from insect_console.jobs import MAX_TIMEOUT, Job, make_job, shown_number
 from insect_console.policies import check_chains, followed_by
 
 DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
@@ -26,10 +28,13 @@ SCHEDULER_LOCK = "scheduler.lock"
 """In the runtime directory: held by the one scheduler of a config for its lifetime."""
 
 
-def setting(default: Any, doc: str) -> Any:
-    """A `[settings]` field with its documentation: the one place a setting is described. The
-    header of a new config file and the README's settings table are made from these."""
-    return field(default=default, metadata={"doc": doc})
+def setting(default: Any, doc: str, least: int = 1, most: int | None = None, unit: str = "") -> Any:
+    """A `[settings]` field with its documentation and, for a number, its bounds: the one place a
+    setting is described. The header of a new config file and the README's settings table are
+    made from these. The bounds lie far past any use on a station, and inside what the engine
+    can compute with (epoll waits, dates a day count reaches, memory a record uses)."""
+    return field(default=default, metadata={"doc": doc, "bounds": (least, most, unit) if most is not None else None})
+
 
 
 @dataclass(frozen=True)
@@ -37,17 +42,17 @@ class Settings:
     """The `[settings]` table. Relative paths are taken from the working directory."""
 
     log_dir: str = setting("logs/batch", "history files and per-run output; relative to the working directory")
-    default_timeout: int = setting(1800, "seconds a run may take, for jobs without their own timeout")
-    kill_grace: int = setting(10, "seconds between SIGTERM and SIGKILL when a run is ended")
-    shutdown_grace: int = setting(30, "seconds running jobs get when the scheduler stops")
-    max_parallel: int = setting(4, "runs at the same time; more wait for a free worker")
-    failure_threshold: int = setting(3, "failures in a row before a notification")
+    default_timeout: int = setting(1800, "seconds a run may take, for jobs without their own timeout", most=MAX_TIMEOUT, unit=" s (7 days)")
+    kill_grace: int = setting(10, "seconds between SIGTERM and SIGKILL when a run is ended", least=0, most=3600, unit=" s (1 hour)")
+    shutdown_grace: int = setting(30, "seconds running jobs get when the scheduler stops", most=86400, unit=" s (1 day)")
+    max_parallel: int = setting(4, "runs at the same time; more wait for a free worker", most=64)
+    failure_threshold: int = setting(3, "failures in a row before a notification", most=1000)
     notify_command: str = setting("", "run on a notification (see Notifications); empty: none")
-    output_tail_bytes: int = setting(65536, "bytes of stdout kept in a history record")
-    history_keep_days: int = setting(365, "daily history files kept")
-    output_keep_days: int = setting(30, "days per-run output files are kept ...")
-    output_max_mb: int = setting(1024, "... and their total size at most, in MiB (oldest removed first)")
-    output_max_run_mb: int = setting(64, "MiB of output one run's file may hold (cut, with a note, beyond)")
+    output_tail_bytes: int = setting(65536, "bytes of stdout kept in a history record", most=MAX_OUTPUT_TAIL, unit=" (1 MiB)")
+    history_keep_days: int = setting(365, "daily history files kept", most=36500, unit=" (100 years: keep them all)")
+    output_keep_days: int = setting(30, "days per-run output files are kept ...", most=36500, unit=" (100 years: keep them all)")
+    output_max_mb: int = setting(1024, "... and their total size at most, in MiB (oldest removed first)", most=1024 * 1024, unit=" (1 TiB)")
+    output_max_run_mb: int = setting(64, "MiB of output one run's file may hold (cut, with a note, beyond)", most=1024 * 1024, unit=" (1 TiB)")
     battery_command: str = setting("", "prints the battery level in % for `require.min_battery_pct` (PiJuice, Witty Pi); empty: psutil")
 
     @classmethod
@@ -59,8 +64,11 @@ class Settings:
                 raise ValidationError(f"settings.{key}", f"is not a setting; the settings are {', '.join(fields)}")
             default = fields[key].default
             if isinstance(default, int):
-                if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "kill_grace" else 1):
-                    raise ValidationError(f"settings.{key}", f"must be a whole number ≥ {0 if key == 'kill_grace' else 1}, not {value!r}")
+                least, most, unit = fields[key].metadata["bounds"]
+                if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                    raise ValidationError(f"settings.{key}", f"must be a whole number ≥ {least}, not {value!r}")
+                if value > most:
+                    raise ValidationError(f"settings.{key}", f"{shown_number(value)} is too large; at most {most}{unit}")
             elif not isinstance(value, str):
                 raise ValidationError(f"settings.{key}", f"must be text, not {value!r}")
             values[key] = value
@@ -79,6 +87,11 @@ class Settings:
         """(name, default, doc) of every setting, in the order they are declared."""
         return [(f.name, f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)]
 
+    @classmethod
+    def bounds(cls, name: str) -> tuple[int, int, str] | None:
+        """(least, most, unit) of a number setting."""
+        return next(f.metadata.get("bounds") for f in dataclasses.fields(cls) if f.name == name)
+
 
 def _toml_value(value: Any) -> str:
     return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
@@ -93,8 +106,11 @@ def settings_header() -> str:
 
 def settings_table() -> str:
     """The README's settings table (a test keeps the README in step with it)."""
-    lines = ["| setting | default | what it is |", "| --- | --- | --- |"]
-    lines += [f"| `{name}` | `{_toml_value(default)}` | {doc} |" for name, default, doc in Settings.documented()]
+    lines = ["| setting | default | what it is | accepted |", "| --- | --- | --- | --- |"]
+    for name, default, doc in Settings.documented():
+        bounds = Settings.bounds(name)
+        accepted = f"{bounds[0]:,} to {bounds[1]:,}{bounds[2]}" if bounds else "text"
+        lines.append(f"| `{name}` | `{_toml_value(default)}` | {doc} | {accepted} |")
     return "\n".join(lines)
 
 
@@ -212,10 +228,15 @@ class ConfigStore:
 
     def _read_and_parse(self) -> Config:
         try:
-            check_private_file(self.path, "config file")
-            raw = self.path.read_bytes()
+            # a symlinked config is followed (a person chose it), but a FIFO or a device is
+            # refused: opened without blocking, checked on the open descriptor
+            with os.fdopen(open_regular(self.path, os.O_RDONLY, follow=True), "rb") as f:
+                check_private_file(self.path, "config file", os.fstat(f.fileno()))
+                raw = f.read()
         except PermissionError as e:
             raise ConfigError(str(e)) from None
+        except NotRegularFile as e:
+            raise ConfigError(f"{self.display_path}: {e.strerror}; refusing to read it (put the config file there)") from None
         except OSError as e:
             raise ConfigError(f"{self.display_path}: can't read: {e.strerror}") from None
         return self.parse(raw)
@@ -287,7 +308,7 @@ class ConfigStore:
         if not self.is_json or not self.path.exists():
             return {}
         try:
-            data = json.loads(self.path.read_text())
+            data = json.loads(read_regular(self.path, follow=True))
             return {
                 j["name"]: {k: j.get(k) for k in ("last_run", "last_status", "error_count") if j.get(k) is not None}
                 for j in data.get("jobs", [])
@@ -330,7 +351,7 @@ class ConfigStore:
             return None
         merged = self.legacy_state()
         try:
-            merged.update(json.loads(self.state_path.read_bytes()).get("jobs", {}))
+            merged.update(json.loads(read_regular(self.state_path)).get("jobs", {}))
         except (OSError, ValueError, AttributeError):
             pass
         return merged
@@ -365,6 +386,13 @@ class ConfigStore:
     def resolve(self, path: str) -> Path:
         p = Path(path)
         return p if p.is_absolute() else self.base_dir / p
+
+    def check_log_dir(self, settings: Settings) -> None:
+        """Refuse (ConfigError, one line) a log directory group or others can write into."""
+        try:
+            check_private_dir(self.resolve(settings.log_dir), "log directory")
+        except PermissionError as e:
+            raise ConfigError(str(e)) from None
 
     @property
     def log_dir_default(self) -> Path:

@@ -7,12 +7,16 @@ A client (the console, `run-job`) sends requests `{"id": 1, "cmd": "status"}` an
 
 The socket is 0600 inside the 0700 runtime directory, and the peer's uid is checked with
 SO_PEERCRED: only the daemon's own user or root may connect. Each client has a bounded output
-buffer; a client that does not read is dropped, it never slows the scheduler.
+buffer; a client that does not read is dropped, it never slows the scheduler. At most
+MAX_CLIENTS are connected at once (more are refused as they come, with one log line per burst)
+and a client that has sent nothing SILENT_CLIENT_TIMEOUT seconds after connecting is closed, so
+a flood of idle connections can't take the descriptors the runs need.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import json
 import logging
@@ -21,6 +25,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -34,6 +39,13 @@ log = logging.getLogger("insect_console.control")
 
 MAX_CLIENT_BUFFER = 4 * 1024 * 1024
 MAX_REQUEST = 64 * 1024
+MAX_CLIENTS = 64
+"""Clients connected at once (consoles, run-jobs); more are refused at accept."""
+SILENT_CLIENT_TIMEOUT = 5.0
+"""Seconds a new client has to send its first request; one that sends nothing is closed."""
+ACCEPT_PAUSE = 0.5
+"""Seconds accepting pauses when the process is out of descriptors (EMFILE), instead of spinning."""
+_REFUSED = b'{"id": null, "ok": false, "error": "the daemon has too many clients; try again later", "kind": "TooManyClients"}\n'
 SOCKET_NAME = "control.sock"
 
 _EVENT_NAMES = {
@@ -118,6 +130,8 @@ class Served(Protocol):
 class _Client:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.connected_at = time.monotonic()
+        self.spoke = False  # sent anything yet
         self.inbox = bytearray()
         self.outbox: deque[bytes] = deque()
         self.queued = 0
@@ -141,6 +155,9 @@ class ControlServer:
         self._thread: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self.dropped_clients = 0
+        self._accept_paused_until: float | None = None
+        self._burst: dict[str, int] | None = None  # refused and silent clients since the burst began
+        self._burst_last = 0.0
 
     @classmethod
     def serve(cls, engine: Served, path: Path) -> "ControlServer | None":
@@ -225,7 +242,7 @@ class ControlServer:
 
     def _serve(self) -> None:
         while not self._stop:
-            for key, mask in self._sel.select(timeout=None):
+            for key, mask in self._sel.select(timeout=self._next_timeout()):
                 if key.data == "accept":
                     self._accept()
                 elif key.data == "wake":
@@ -240,11 +257,34 @@ class ControlServer:
                         self._flush(client)
             self._sweep()
 
+    def _next_timeout(self) -> float | None:
+        """Until the next thing the server must do by itself: close a silent client, accept
+        again after a pause, end a burst; None (sleep until something happens) when nothing."""
+        now = time.monotonic()
+        times = [c.connected_at + SILENT_CLIENT_TIMEOUT for c in self._clients.values() if not c.spoke]
+        if self._accept_paused_until is not None:
+            times.append(self._accept_paused_until)
+        if self._burst is not None:
+            times.append(self._burst_last + SILENT_CLIENT_TIMEOUT * 2)
+        return max(0.0, min(times) - now) if times else None
+
     def _accept(self) -> None:
-        try:
-            sock, _ = self._listener.accept()
-        except OSError:
-            return
+        for _ in range(MAX_CLIENTS):  # a burst of connections is taken in few wake-ups
+            try:
+                sock, _ = self._listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # out of descriptors: stop watching the listener for a moment (it would wake
+                    # the loop at once, again and again), and say so once per burst
+                    self._in_burst("refused")
+                    self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                    self._sel.unregister(self._listener)
+                return
+            self._take(sock)
+
+    def _take(self, sock: socket.socket) -> None:
         try:
             uid = peer_uid(sock)
         except OSError:
@@ -258,11 +298,31 @@ class ControlServer:
                 pass
             sock.close()
             return
+        if len(self._clients) >= MAX_CLIENTS:
+            self._in_burst("refused")
+            try:
+                sock.send(_REFUSED, socket.MSG_DONTWAIT)
+            except OSError:
+                pass
+            sock.close()
+            return
         sock.setblocking(False)
         client = _Client(sock)
         with self._lock:
             self._clients[sock.fileno()] = client
         self._sel.register(sock, selectors.EVENT_READ, "client")
+
+    def _in_burst(self, what: str) -> None:
+        """Count a refused or silent client; the first of a burst is logged, the burst's end too."""
+        self._burst_last = time.monotonic()
+        if self._burst is None:
+            self._burst = {"refused": 0, "silent": 0}
+            log.warning(
+                "control: %d clients connected (the most allowed) or clients that send nothing; "
+                "refusing new connections and closing silent ones (one line per burst)",
+                len(self._clients),
+            )
+        self._burst[what] += 1
 
     def _read(self, client: _Client) -> None:
         try:
@@ -274,6 +334,7 @@ class ControlServer:
         if not data:
             client.dropped = True
             return
+        client.spoke = True
         client.inbox += data
         while b"\n" in client.inbox:
             line, _, rest = bytes(client.inbox).partition(b"\n")
@@ -340,9 +401,21 @@ class ControlServer:
                 client.outbox.popleft()
 
     def _sweep(self) -> None:
-        """Drop dead or stuck clients; watch for writability only where output is waiting."""
+        """Drop dead, stuck or silent clients; watch for writability only where output is
+        waiting; accept again after a pause; log the end of a burst."""
+        now = time.monotonic()
         with self._lock:
             clients = list(self._clients.values())
+        for client in clients:
+            if not client.spoke and not client.dropped and now - client.connected_at >= SILENT_CLIENT_TIMEOUT:
+                client.dropped = True
+                self._in_burst("silent")
+        if self._accept_paused_until is not None and now >= self._accept_paused_until:
+            self._accept_paused_until = None
+            self._sel.register(self._listener, selectors.EVENT_READ, "accept")
+        if self._burst is not None and now - self._burst_last >= SILENT_CLIENT_TIMEOUT * 2:
+            log.info("control: the burst of connections is over: %d refused, %d closed for sending nothing", self._burst["refused"], self._burst["silent"])
+            self._burst = None
         for client in clients:
             if client.dropped:
                 if client.subscribed and client.queued:

@@ -98,6 +98,7 @@ class Engine(LocalFiles, Dispatch):
 
     def start(self) -> None:
         """Take the scheduler lock, recover runs cut off by a crash, and start scheduling."""
+        self.store.check_log_dir(self.settings)
         lock = InstanceLock(self.store.scheduler_lock_path)
         if not lock.acquire():
             raise SchedulerRunning(self.store.display_path, InstanceLock.holder(lock.path))
@@ -162,6 +163,7 @@ class Engine(LocalFiles, Dispatch):
         self._reload_requested = False
         try:
             config = self.store.load(create=False)
+            self.store.check_log_dir(config.settings)
         except ConfigError as e:
             log.error("config not reloaded, keeping the previous jobs: %s", e)
             self.events.emit(ConfigReloaded(error=str(e)))

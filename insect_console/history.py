@@ -2,12 +2,16 @@
 
 Writers append a whole line with one O_APPEND write, so the daemon and CLI runs can write at
 once. Readers go backwards through the files in blocks, so the newest records come first and
-memory stays bounded however long the history is; malformed lines are skipped and counted.
+memory stays bounded however long the history is; malformed lines are skipped and counted,
+and a line longer than any record we write (MAX_LINE: the NUL tail a power cut leaves) is
+skipped without being kept.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -17,13 +21,24 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from insect_console.fileio import Outage, append_line
+from insect_console.fileio import Outage, append_line, open_regular
 
 log = logging.getLogger(__name__)
 
 FILE_RE = re.compile(r"batch_(\d{8})\.jsonl")
 STATUSES = ("success", "error", "timeout", "interrupted", "skipped")
 _BLOCK = 64 * 1024
+_SKIP_BLOCK = 1024 * 1024
+"""Read size while passing over an overlong line (a run of real NUL bytes): fewer, bigger reads."""
+_MAX_HOLES = 100_000
+MAX_OUTPUT_TAIL = 1024 * 1024
+"""The largest `output_tail_bytes` (config.py refuses more): the most stdout a record keeps."""
+MAX_LINE = 8 * 1024 * 1024
+"""The longest history line the readers take as a record. The largest record we write is the
+output tail (at most MAX_OUTPUT_TAIL bytes, which JSON can make 6x longer: a control byte is
+written as \\u0001), the stderr tail in `error` (2 KiB, 6x too) and a few hundred bytes of
+other fields: under 6.1 MiB. A longer "line" (the NUL bytes a power cut leaves at the end of an
+appended file, garbage) is skipped in bounded memory and counted as malformed."""
 
 
 def history_file(log_dir: Path, day: dt.date) -> Path:
@@ -36,7 +51,7 @@ def append_record(log_dir: Path, record: dict[str, Any], day: dt.date | None = N
         day = dt.datetime.fromisoformat(record["start_time"]).date()
     path = history_file(log_dir, day)
     line = json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n"
-    append_line(path, line.encode("utf-8", "replace"))
+    append_line(path, line.encode("utf-8", "replace"), what="history file")
     return path
 
 
@@ -59,30 +74,101 @@ def history_files(log_dir: Path) -> list[tuple[dt.date, Path]]:
     return out
 
 
-def reverse_chunks(path: Path, block: int = _BLOCK) -> Iterator[bytes]:
-    """The file from its end to its start in pieces of whole lines (each piece in file order)."""
+def reverse_chunks(path: Path, block: int = _BLOCK, *, max_line: int = MAX_LINE, on_overlong: Callable[[], None] | None = None) -> Iterator[bytes]:
+    """The file from its end to its start in pieces of whole lines (each piece in file order).
+
+    A line longer than `max_line` is not one of our records (a run of NUL bytes a power cut left
+    at the end of the file, garbage): it is passed over without being kept, and `on_overlong`
+    is called once for it. The holes of a sparse file are skipped with a seek, so a 2 GB NUL tail
+    costs next to nothing; memory stays under `max_line` plus a block, time within one read of
+    the file.
+    """
     try:
-        f = open(path, "rb")
+        f = os.fdopen(open_regular(path, os.O_RDONLY), "rb")  # a FIFO or symlink is passed over
     except OSError:
         return
     with f:
-        f.seek(0, os.SEEK_END)
-        pos = f.tell()
-        rest = b""
+        fd = f.fileno()
+        pos = os.fstat(fd).st_size
+        holes = _holes(fd, pos)
+        pending: list[bytes] = []  # the end of a line whose start is further back, last piece first
+        pending_len = 0
+        overlong = False  # the line being gathered is too long: it is dropped as it is read
         while pos > 0:
+            hole = _hole_before(holes, pos)
+            if hole is not None and (overlong or pending_len + pos - hole > max_line):
+                overlong, pending, pending_len, pos = True, [], 0, hole  # NUL bytes only: no line end in it
+                continue
+            if overlong:  # look for the start of the long line in big reads, keeping nothing
+                size = min(max(block, _SKIP_BLOCK), pos)
+                pos -= size
+                last = os.pread(fd, size, pos).rfind(b"\n")
+                if last >= 0:
+                    pos += last + 1  # it starts there; what is before it is read again as usual
+                    overlong = False
+                    if on_overlong is not None:
+                        on_overlong()
+                continue
             size = min(block, pos)
             pos -= size
-            f.seek(pos)
-            chunk = f.read(size) + rest
+            piece = os.pread(fd, size, pos)
             if pos > 0:
-                cut = chunk.find(b"\n")
-                if cut < 0:  # one line longer than a block: keep reading backwards
-                    rest = chunk
+                first = piece.find(b"\n")
+                if first < 0:  # all of it inside one line
+                    pending.append(piece)
+                    pending_len += len(piece)
+                    if pending_len > max_line:
+                        overlong, pending, pending_len = True, [], 0
                     continue
-                rest, chunk = chunk[:cut], chunk[cut + 1 :]
+                head, body = piece[:first], piece[first + 1 :]
             else:
-                rest = b""
-            yield chunk
+                head, body = b"", piece
+            # `body` is whole lines, then the start of the line `pending` ends
+            if pending and pending_len + len(body) - body.rfind(b"\n") - 1 > max_line:
+                body = body[: body.rfind(b"\n") + 1]  # that line is too long: left out
+                if on_overlong is not None:
+                    on_overlong()
+            elif pending:
+                pending.append(body)
+                body = b"".join(reversed(pending))
+            if body:
+                yield body
+            pending, pending_len = ([head], len(head)) if head else ([], 0)
+        if overlong and on_overlong is not None:  # a long line at the very start of the file
+            on_overlong()
+
+
+def _holes(fd: int, size: int) -> list[tuple[int, int]]:
+    """The holes of a sparse file as (start, end) (SEEK_HOLE/SEEK_DATA); none where unsupported."""
+    seek_hole, seek_data = getattr(os, "SEEK_HOLE", None), getattr(os, "SEEK_DATA", None)
+    holes: list[tuple[int, int]] = []
+    if seek_hole is None or seek_data is None:
+        return holes
+    offset = 0
+    try:
+        while offset < size and len(holes) < _MAX_HOLES:
+            start = os.lseek(fd, offset, seek_hole)
+            if start >= size:
+                break
+            try:
+                end = os.lseek(fd, start, seek_data)
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise
+                end = size  # no data after it: a hole up to the end
+            holes.append((start, min(end, size)))
+            offset = end
+    except OSError:
+        pass  # a filesystem without SEEK_HOLE: a hole is read as the zeros it is
+    return holes
+
+
+def _hole_before(holes: list[tuple[int, int]], pos: int) -> int | None:
+    """The start of the hole the byte before `pos` is in, or None."""
+    i = bisect.bisect_left(holes, (pos,)) - 1
+    if i >= 0 and holes[i][0] < pos <= holes[i][1]:
+        return holes[i][0]
+    return None
 
 
 def chunk_lines(chunk: bytes) -> Iterator[bytes]:
@@ -133,7 +219,7 @@ class HistoryReader:
             if q.since and day < q.since:
                 break
             self.files_read.append(path)
-            for chunk in reverse_chunks(path, self.block):
+            for chunk in reverse_chunks(path, self.block, on_overlong=self._overlong):
                 if self.cancelled is not None and self.cancelled():
                     return
                 if needle is not None and needle not in chunk:
@@ -153,6 +239,9 @@ class HistoryReader:
                     count += 1
                     if q.limit is not None and count >= q.limit:
                         return
+
+    def _overlong(self) -> None:
+        self.skipped += 1  # a line too long to be a record: malformed, whatever it names
 
     def latest(self, query: HistoryQuery | None = None) -> list[dict[str, Any]]:
         return list(self.records(query))

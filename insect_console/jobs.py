@@ -25,6 +25,9 @@ _INTERVAL_RE = re.compile(r"([0-9]{1,9})\s*([smhd]?)", re.IGNORECASE | re.ASCII)
 _TIME_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?", re.ASCII)
 _ASSIGNMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 MAX_INTERVAL = 366 * 86400
+MAX_TIMEOUT = 7 * 86400
+"""The longest timeout (and default_timeout): 7 days, well inside what the runner can wait on
+at once (epoll takes at most INT_MAX milliseconds, about 24.8 days)."""
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 INTERVAL_FORMS = "whole seconds such as 3600, or 90s, 15m, 1h, 1d (at most 366d)"
@@ -262,18 +265,28 @@ def _with_seconds(hhmm: str) -> str:
     return hhmm if hhmm.count(":") == 2 else hhmm + ":00"
 
 
+def shown_number(value: int | str) -> str:
+    """A number for a one-line message: a huge one is cut (4300 digits don't fit on a line)."""
+    text = value if isinstance(value, str) else (str(value) if abs(value) < 10**30 else f"{'-' if value < 0 else ''}1e{len(str(abs(value)))-1}+")
+    return text if len(text) <= 32 else text[:29] + "..."
+
+
 def validate_timeout(timeout: Any) -> int | None:
     if timeout is None or timeout == "":
         return None
     if isinstance(timeout, str) and timeout.strip().isascii() and timeout.strip().isdigit() and len(timeout.strip()) <= 9:
         timeout = int(timeout.strip())
+    if isinstance(timeout, str) and timeout.strip().isascii() and timeout.strip().isdigit():
+        raise ValidationError("timeout", f"{shown_number(timeout.strip())} s is too long; a timeout is at most {MAX_TIMEOUT} s (7 days)")
     if isinstance(timeout, str):
-        try:
-            timeout = interval_seconds(timeout)
-        except ValidationError:
-            raise ValidationError("timeout", f"{timeout!r} is not a duration; use whole seconds ≥ 1 (or 90s, 15m, 2h)") from None
+        m = _INTERVAL_RE.fullmatch(timeout.strip())
+        if not m or int(m[1]) < 1:
+            raise ValidationError("timeout", f"{timeout!r} is not a duration; use whole seconds ≥ 1 (or 90s, 15m, 2h)")
+        timeout = int(m[1]) * _UNIT_SECONDS[m[2].lower()]
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ValidationError("timeout", f"{timeout!r} is not a duration; use whole seconds ≥ 1")
+    if timeout > MAX_TIMEOUT:
+        raise ValidationError("timeout", f"{shown_number(timeout)} s is too long; a timeout is at most {MAX_TIMEOUT} s (7 days)")
     return timeout
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from insect_console.fileio import Outage
 from insect_console.history import history_files
 
 log = logging.getLogger("insect_console.retention")
@@ -35,30 +36,50 @@ class PruneReport:
         return bool(self.history_files or self.output_files)
 
 
+_failing = Outage()
+"""Whether pruning is failing (in part), so that it is logged once, not at every prune."""
+
+
 def prune(log_dir: Path, *, today: dt.date, history_keep_days: int, output_keep_days: int, output_max_bytes: int, protected: set[str] | frozenset[str] = frozenset()) -> PruneReport:
+    """Remove old history files and run output, then the oldest output past `output_max_bytes`.
+
+    A part that fails (a keep-days value no date can be computed from, a directory that
+    vanishes under it) is left out and the rest still done: the size cap is always applied.
+    The failure is logged once, and once more when a prune works again.
+    """
     report = PruneReport()
-    oldest_history = today - dt.timedelta(days=history_keep_days - 1)
-    for day, path in history_files(log_dir):
-        if day < oldest_history and day != today:
-            report.bytes_freed += _remove(path)
-            report.history_files += 1
+    problems: list[str] = []
+    oldest_history = _days_before(today, history_keep_days, "history_keep_days", problems)
+    if oldest_history is not None:
+        for day, path in history_files(log_dir):
+            if day < oldest_history and day != today:
+                report.bytes_freed += _remove(path)
+                report.history_files += 1
 
     output_root = log_dir / "output"
-    oldest_output = today - dt.timedelta(days=output_keep_days - 1)
+    oldest_output = _days_before(today, output_keep_days, "output_keep_days", problems)
     files: list[tuple[str, float, int, Path]] = []
     for day_dir in sorted(_day_dirs(output_root)):
         try:
             day = dt.datetime.strptime(day_dir.name, "%Y%m%d").date()
         except ValueError:
             continue
-        for entry in os.scandir(day_dir):
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            path = Path(entry.path)
-            if str(path) in protected:
-                continue
-            st = entry.stat(follow_symlinks=False)
-            if day < oldest_output:
+        try:
+            entries = list(os.scandir(day_dir))
+        except OSError as e:
+            problems.append(f"can't list {day_dir}: {e.strerror}")
+            continue
+        for entry in entries:
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                path = Path(entry.path)
+                if str(path) in protected:
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone since the listing
+            if oldest_output is not None and day < oldest_output:
                 report.bytes_freed += _remove(path)
                 report.output_files += 1
             else:
@@ -85,7 +106,21 @@ def prune(log_dir: Path, *, today: dt.date, history_keep_days: int, output_keep_
             report.output_files,
             report.bytes_freed / 1e6,
         )
+    if problems:
+        if _failing.failed():
+            log.error("pruning %s only in part: %s (the size cap was applied; logged once until a prune works again)", log_dir, "; ".join(problems))
+    elif _failing.worked():
+        log.info("pruning %s works again", log_dir)
     return report
+
+
+def _days_before(today: dt.date, keep_days: int, name: str, problems: list[str]) -> dt.date | None:
+    """The oldest day kept, or None (keep every day) when no date can be computed from it."""
+    try:
+        return today - dt.timedelta(days=keep_days - 1)
+    except (OverflowError, ValueError, TypeError):
+        problems.append(f"{name} is too large to compute a date from, so no file is removed by age")
+        return None
 
 
 def _day_dirs(root: Path) -> list[Path]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from insect_console import proctree
-from insect_console.fileio import Outage, ensure_private_dir
+from insect_console.fileio import Outage, ensure_private_dir, open_own
 from insect_console.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ PIPE_SIZE = 1024 * 1024
 READ_SIZE = PIPE_SIZE
 BATCH_PAUSE = 0.01
 STDERR_TAIL = 2048
+MAX_WAIT = 3600.0
+"""Longest single wait of a run's selector (epoll takes at most INT_MAX ms, about 24.8 days)."""
 SETTLE = 0.1
 """Seconds into a run when its slower bookkeeping (state file with pid, fsynced) is done: not
 while the job's process is starting up beside it, and not at all for a run that ends sooner."""
@@ -276,11 +278,17 @@ class JobRun:
         exited_at: float | None = None
         killer: threading.Thread | None = None
         status, error = "success", None
+        leftovers = False
         try:
-            while open_pipes:
+            while True:  # until it has exited and its pipes are closed: a job that closed its output still runs, timeout and all
                 now = time.monotonic()
                 if self._kill_reason is None and deadline is not None and now >= deadline:
-                    self._kill_reason = ("timeout", f"timed out after {format_seconds(self.timeout)}")
+                    # decided only for a process that is really still running: after a stall of
+                    # this thread (SIGSTOP, swap) the deadline can pass for a run that ended in time
+                    if proc.poll() is None:
+                        self._kill_reason = ("timeout", f"timed out after {format_seconds(self.timeout)}")
+                    else:
+                        deadline = None
                 if self._kill_reason is not None and status == "success":
                     status, error = self._kill_reason
                     killer = threading.Thread(
@@ -298,17 +306,22 @@ class JobRun:
                 if exited_at is None and proc.poll() is not None:
                     exited_at = now
                     settle_at = None
+                if exited_at is not None and not open_pipes:
+                    break  # it has exited and all its output is read
                 if exited_at is not None and now - exited_at > 2.0:
                     # the program has ended; something it left behind holds the pipes open
-                    log.warning("%s: pipes still open 2 s after exit; not waiting for its leftovers", self.job.name)
+                    leftovers = True
                     break
                 timeout = None
                 if deadline is not None:
                     timeout = max(0.0, deadline - now)
                 if exited_at is not None or pidfd is None:
-                    timeout = 0.25 if timeout is None else min(timeout, 0.25)
+                    poll = 0.25 if open_pipes else 0.05  # without a pidfd, an exit is noticed by polling
+                    timeout = poll if timeout is None else min(timeout, poll)
                 if settle_at is not None:
                     timeout = max(0.0, settle_at - now) if timeout is None else min(timeout, max(0.0, settle_at - now))
+                if timeout is not None:
+                    timeout = min(timeout, MAX_WAIT)  # a long timeout is waited for in pieces epoll takes
                 busy = False
                 for key, _ in sel.select(timeout):
                     if key.data == "wake":
@@ -332,6 +345,8 @@ class JobRun:
                     # waking for every few hundred bytes; live output stays within 10 ms
                     time.sleep(BATCH_PAUSE)
             proc.wait()
+            if leftovers and killer is None:
+                self._end_leftovers()
             if killer is not None:
                 # the run ends when every process of it is gone, not just the first one
                 killer.join(self.kill_grace + 10)
@@ -346,6 +361,16 @@ class JobRun:
         if status == "success" and self._kill_reason is not None:
             status, error = self._kill_reason
         return status, error
+
+    def _end_leftovers(self) -> None:
+        """End what the program left running holding its output after it exited: cut off from
+        the pipes, unsupervised, it would otherwise run on beside the job's next runs."""
+        found = proctree.run_processes(self.run_id)
+        if not found:  # they dropped the run's marker from their environment: out of reach
+            log.warning("%s: pipes still open 2 s after exit; not waiting for its leftovers", self.job.name)
+            return
+        log.warning("%s: the program exited but left %d process(es) holding its output; ending them", self.job.name, len(found))
+        proctree.end_run(self.run_id, None, self.kill_grace)
 
     def _open_output(self) -> "_OutputFile | None":
         if self.output_file is None:
@@ -396,7 +421,7 @@ class _OutputFile:
     def open(cls, path: Path, cap: int | None, job_name: str) -> "_OutputFile | None":
         try:
             ensure_private_dir(path.parent)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            fd = open_own(path, os.O_WRONLY | os.O_APPEND, "output file")  # a FIFO or symlink is set aside
         except OSError as e:
             cls._failed(job_name, path, e)
             return None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from insect_console.events import OutputLines, RunFinished, RunStarted
+from insect_console.fileio import read_tail
 
 MAX_LINES = 10_000
 """Lines a viewer keeps (and a tail reads): the full output is in the run's file."""
@@ -31,16 +32,11 @@ def output_path(log_dir: Path, job_name: str, started: dt.datetime, run_id: str)
 
 
 def tail_text(path: str | os.PathLike | None, limit: int) -> str:
-    """The last `limit` bytes of a file as text ("" when it can't be read)."""
+    """The last `limit` bytes of a run's output file as text ("" when it can't be read; a
+    symlink or FIFO in its place is never followed)."""
     if not path:
         return ""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - limit))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+    return read_tail(path, limit).decode("utf-8", "replace")
 
 
 def tail_lines(path: str | os.PathLike, limit: int) -> tuple[list[str], bool]:

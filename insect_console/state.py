@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 from insect_console.errors import ConfigError
-from insect_console.fileio import Outage, atomic_write, check_private_file, locked
+from insect_console.fileio import NotRegularFile, Outage, atomic_write, check_private_file, locked, open_regular, set_aside
 from insect_console.textfmt import parse_local
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class StateStore:
     def read(self) -> dict[str, Any]:
         """The current state (cached while the file is unchanged)."""
         try:
-            st = self.path.stat()
+            st = self.path.lstat()  # a symlink's own time: it is never followed
         except FileNotFoundError:
             return empty_state()
         if self._mtime == st.st_mtime_ns:
@@ -89,12 +89,26 @@ class StateStore:
         return state
 
     def _read_file(self) -> dict[str, Any]:
+        """The state file's contents. A FIFO, directory, device or symlink in its place is set
+        aside like a corrupt file (it is opened without blocking and without following links)."""
         try:
-            check_private_file(self.path, "state file")
-        except PermissionError as e:
-            raise ConfigError(str(e)) from None
+            fd = open_regular(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return empty_state()
+        except NotRegularFile as e:
+            try:
+                set_aside(self.path, "state file", e.strerror)
+            except OSError:
+                pass
+            return empty_state()
+        with os.fdopen(fd, "rb") as f:
+            try:
+                check_private_file(self.path, "state file", os.fstat(f.fileno()))
+            except PermissionError as e:
+                raise ConfigError(str(e)) from None
+            raw = f.read()
         try:
-            data = json.loads(self.path.read_bytes())
+            data = json.loads(raw)
             if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict) or not isinstance(data.get("running"), dict):
                 raise ValueError("missing jobs/running tables")
             return data
@@ -115,7 +129,12 @@ class StateStore:
             self._mtime = None
             state = self._read_file()
             result = change(state)
-            atomic_write(self.path, json.dumps(state, indent=1, sort_keys=True).encode())
+            data = json.dumps(state, indent=1, sort_keys=True).encode()
+            try:
+                atomic_write(self.path, data)
+            except IsADirectoryError:  # it became one since it was read: set it aside, as a read does
+                set_aside(self.path, "state file", "is a directory, not a regular file")
+                atomic_write(self.path, data)
             self._cache, self._mtime = state, None
             return result
 
