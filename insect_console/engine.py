@@ -111,6 +111,12 @@ def status_entry(job: Job, js: dict[str, Any], next_run: dt.datetime | None, run
 class Engine(ConfigChanges):
     """Schedules and runs the jobs of one config file."""
 
+    heartbeat: Callable[[], None] | None = None
+    """Called by the loop on every wake, before dispatching (the daemon's systemd watchdog);
+    an exception is logged and never stops the loop."""
+    max_sleep: float = MAX_SLEEP
+    """The loop's longest sleep (the daemon sets half the watchdog interval)."""
+
     def __init__(self, config_path: Path | str = DEFAULT_CONFIG_PATH, *, base_dir: Path | str | None = None, clock: Clock | None = None) -> None:
         self.store = ConfigStore(config_path, base_dir)
         self.config: Config = self.store.load(create=True)
@@ -251,6 +257,11 @@ class Engine(ConfigChanges):
         """Dispatch due jobs until stopped; the clocks as read when next runs were computed start the jump check."""
         while not self._stopping.is_set():
             self._wake.clear()
+            if self.heartbeat is not None:
+                try:
+                    self.heartbeat()
+                except Exception:
+                    log.exception("heartbeat failed")
             wall, mono = self.clock.now(), self.clock.monotonic()
             jump = (wall - last_wall).total_seconds() - (mono - last_mono)
             last_wall, last_mono = wall, mono
@@ -271,7 +282,7 @@ class Engine(ConfigChanges):
             else:
                 wait = self.scheduler.seconds_until_next()
                 wait = None if wait is None else wait - START_LEAD
-            wait = MAX_SLEEP if wait is None else min(max(wait, 0.0), MAX_SLEEP)
+            wait = self.max_sleep if wait is None else min(max(wait, 0.0), self.max_sleep)
             if not self._watching:
                 wait = min(wait, 1.0)
             self.clock.wait(self._wake, wait)
