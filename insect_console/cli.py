@@ -134,8 +134,14 @@ def cmd_scheduler(config: str, level: str, headless: bool) -> int:
     engine = Engine(config)
     if not headless:
         from insect_console.app import run_console  # the Textual console, imported only here
+        from insect_console.operations import Operations
 
-        return run_console(engine)
+        ops = Operations(engine)  # metrics and pings while this console schedules (not when it attaches to a daemon)
+        engine.heartbeat = ops.beat
+        try:
+            return run_console(engine)
+        finally:
+            ops.close()
     setup_logging(level)
     return run_daemon(engine)
 
@@ -183,10 +189,18 @@ def cmd_run_job(args, config: str) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
+    ops = None
+    if job.ping_url or job.ping_slug:
+        from insect_console.operations import Operations
+
+        ops = Operations(engine, scheduler=False)  # Healthchecks pings for this run (cron use)
     try:
         record = engine.execute(job, "manual", on_output=show, active=active)
     except AlreadyRunning as e:
         raise UserError(str(e), exit_code=75) from None
+    finally:
+        if ops is not None:
+            ops.close()
     detail = f" ({record['error']})" if record.get("error") else ""
     print(f"{job.name}: {record['status']} in {record.get('duration_s') or 0:.1f} s{detail}", file=sys.stderr)
     return EXIT_FOR_STATUS.get(record["status"], 1)

@@ -39,6 +39,12 @@ class Settings:
     output_keep_days: int = 30
     output_max_mb: int = 1024
     output_max_run_mb: int = 64
+    metrics_file: str = ""
+    """A Prometheus textfile (*.prom) written after every run and every minute; empty: off."""
+    ping_base: str = ""
+    """Healthchecks URL for jobs that give a ping_slug: https://hc-ping.com/<project ping key>."""
+    watchdog_sec: int = 60
+    """WatchdogSec= of the unit `insect-console systemd` writes; 0: no watchdog."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
@@ -49,16 +55,23 @@ class Settings:
                 raise ValidationError(f"settings.{key}", f"is not a setting; the settings are {', '.join(fields)}")
             default = fields[key].default
             if isinstance(default, int):
-                if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "kill_grace" else 1):
-                    raise ValidationError(f"settings.{key}", f"must be a whole number ≥ {0 if key == 'kill_grace' else 1}, not {value!r}")
+                least = 0 if key in ("kill_grace", "watchdog_sec") else 1
+                if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                    raise ValidationError(f"settings.{key}", f"must be a whole number ≥ {least}, not {value!r}")
             elif not isinstance(value, str):
                 raise ValidationError(f"settings.{key}", f"must be text, not {value!r}")
             values[key] = value
         if "log_dir" in values and not values["log_dir"].strip():
             raise ValidationError("settings.log_dir", "is empty; give a directory such as logs/batch")
-        for key in ("log_dir", "notify_command"):
+        for key in ("log_dir", "notify_command", "metrics_file"):
             if "\0" in values.get(key, ""):
                 raise ValidationError(f"settings.{key}", "contains a NUL byte")
+        if values.get("metrics_file", "").strip() and not values["metrics_file"].strip().endswith(".prom"):
+            raise ValidationError("settings.metrics_file", "must end in .prom (node_exporter's textfile collector reads only *.prom files)")
+        if values.get("ping_base", "").strip():
+            from insect_console import pings  # only for stations that ping
+
+            values["ping_base"] = pings.validate_url(values["ping_base"], "settings.ping_base")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,6 +224,8 @@ class ConfigStore:
                 raise ConfigError(prefix + str(e)) from None
             if job.name in seen:
                 raise ConfigError(prefix + f"name: {job.name!r} is used by more than one job")
+            if job.ping_slug and not settings.ping_base:
+                raise ConfigError(prefix + "ping_slug: needs settings.ping_base (https://hc-ping.com/<your project's ping key>)")
             seen.add(job.name)
             jobs.append(job)
         return Config(settings=settings, jobs=tuple(jobs))
