@@ -15,6 +15,7 @@ ENGINE_MODULES = [
     "insect_console.jobs", "insect_console.config", "insect_console.state", "insect_console.history", "insect_console.runner",
     "insect_console.proctree", "insect_console.scheduling", "insect_console.clock", "insect_console.engine", "insect_console.cli",
     "insect_console.daemon", "insect_console.integrations", "insect_console.notify", "insect_console.events", "insect_console.fileio",
+    "insect_console.sdnotify", "insect_console.pings", "insect_console.metrics", "insect_console.operations",
 ]
 
 
