@@ -1,6 +1,8 @@
 """The job config file: TOML (or the spec's JSON), read strictly, written atomically under a lock.
 
-A file that does not parse or validate is reported in one line and never rewritten.
+A file that does not parse or validate is reported in one line and never rewritten. A change
+(add, edit, enable, ...) rewrites only the lines of the job it changes: comments, blank lines,
+key order and formatting stay as the person wrote them (see tomledit.py, imported only to write).
 """
 
 from __future__ import annotations
@@ -8,19 +10,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import tomli_w
-
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
 from insect_console.fileio import atomic_write, check_private_file, locked
 from insect_console.jobs import Job, make_job
 
 DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
+
+log = logging.getLogger("insect_console.config")
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,10 @@ TOML_HEADER = """\
 #                  weekly:   "sunday" (= Sunday 00:00) or "sun 03:00"
 #   enabled        true | false
 #   optional:      timeout (seconds), shell (bool), cwd (directory), env (table)
+#   ping_url       optional: a Healthchecks check, https://hc-ping.com/<uuid>
 # Run state (last run, status, failures) is kept in a separate .state.json file.
-# This file is rewritten by `insect-console add/edit/...`: comments other than this header are not kept.
+# `insect-console add/edit/...` and the console change only the lines of the job they change:
+# your comments, blank lines and key order are kept.
 
 """
 
@@ -161,14 +166,16 @@ class ConfigStore:
         return self._read_and_parse()
 
     def _read_and_parse(self) -> Config:
+        return self.parse(self._read_bytes())
+
+    def _read_bytes(self) -> bytes:
         try:
             check_private_file(self.path, "config file")
-            raw = self.path.read_bytes()
+            return self.path.read_bytes()
         except PermissionError as e:
             raise ConfigError(str(e)) from None
         except OSError as e:
             raise ConfigError(f"{self.display_path}: can't read: {e.strerror}") from None
-        return self.parse(raw)
 
     @property
     def display_path(self) -> str:
@@ -225,7 +232,7 @@ class ConfigStore:
             if job.name in seen:
                 raise ConfigError(prefix + f"name: {job.name!r} is used by more than one job")
             if job.ping_slug and not settings.ping_base:
-                raise ConfigError(prefix + "ping_slug: needs settings.ping_base (https://hc-ping.com/<your project's ping key>)")
+                raise ConfigError(prefix + PING_SLUG_NEEDS_BASE)
             seen.add(job.name)
             jobs.append(job)
         return Config(settings=settings, jobs=tuple(jobs))
@@ -247,6 +254,7 @@ class ConfigStore:
     # -- writing ---------------------------------------------------------
 
     def render(self, config: Config, state: Mapping[str, Mapping[str, Any]] | None = None) -> bytes:
+        """A whole new file (the default config, `convert`); changes to a file go through `update`."""
         if self.is_json:
             jobs = []
             for job in config.jobs:
@@ -258,19 +266,43 @@ class ConfigStore:
             if config.settings != Settings():
                 doc["settings"] = config.settings.to_dict()
             return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
-        doc = {"settings": config.settings.to_dict(), "jobs": [job.to_dict() for job in config.jobs]}
-        return (TOML_HEADER + tomli_w.dumps(doc)).encode()
+        from insect_console import tomledit  # tomlkit: only where a file is written
+
+        return tomledit.render_new(TOML_HEADER, config).encode()
 
     def update(self, change: Callable[[Config], Config], state: Mapping[str, Any] | None = None) -> Config:
-        """Read, change and write the config under the config lock: no update is ever lost."""
+        """Read, change and write the config under the config lock: no update is ever lost.
+
+        Only what changed is rewritten (the changed job's lines); the rest of the file is kept
+        as it is, comments included."""
         if not self.path.exists():
             self._create_default()
         with locked(self.lock_path):
-            current = self.load(create=False)
+            raw = self._read_bytes()
+            current = self.parse(raw)
             new = change(current)
             if new is not current:
-                atomic_write(self.path, self.render(new, state if state is not None else self._run_state()))
+                check_config(new)
+                atomic_write(self.path, self._edited(raw, current, new, state if state is not None else self._run_state()))
             return new
+
+    def _edited(self, raw: bytes, current: Config, new: Config, state: Mapping[str, Any] | None) -> bytes:
+        """The file changed from `current` to `new` in place; read back to check it, else (a file
+        shape the editor does not handle) the whole file is written anew, and that is logged."""
+        from insect_console import tomledit
+
+        text = raw.decode("utf-8")
+        try:
+            edited = (tomledit.edit_json(text, current, new, state) if self.is_json else tomledit.edit_toml(text, current, new)).encode()
+            if self.parse(edited) == new:
+                return edited
+            reason = "the edited file did not read back as intended"
+        except tomledit.CantEdit as e:
+            reason = str(e)
+        except (ConfigError, ValueError) as e:
+            reason = f"the edited file did not read back: {e}"
+        log.warning("%s: written anew, without its comments (%s)", self.display_path, reason)
+        return self.render(new, state)
 
     def _run_state(self) -> dict[str, Any] | None:
         """For a spec-format JSON config: the run state to write into it (the state file's, else the file's own)."""
@@ -298,7 +330,15 @@ class ConfigStore:
         return self.update(lambda c: c.with_job(job))
 
     def replace_job(self, name: str, job: Job) -> Config:
-        return self.update(lambda c: c.with_job(job, replace=name))
+        """Put `job` in place of `name`. The job keeps its Healthchecks ping when `job` has none:
+        the console's form has no field for it (the CLI's `edit` changes or clears it)."""
+
+        def change(c: Config) -> Config:
+            old = c.job(name)
+            keep = job if job.ping_url or job.ping_slug else job.replace(ping_url=old.ping_url, ping_slug=old.ping_slug)
+            return c.with_job(keep, replace=name)
+
+        return self.update(change)
 
     def remove_job(self, name: str) -> Config:
         return self.update(lambda c: c.without_job(name))
@@ -317,6 +357,16 @@ class ConfigStore:
     @property
     def log_dir_default(self) -> Path:
         return self.resolve(Settings().log_dir)
+
+
+PING_SLUG_NEEDS_BASE = "ping_slug: needs settings.ping_base (https://hc-ping.com/<your project's ping key>)"
+
+
+def check_config(config: Config) -> None:
+    """The rules between jobs and settings, for a config about to be written (a read checks them too)."""
+    for job in config.jobs:
+        if job.ping_slug and not config.settings.ping_base:
+            raise ValidationError(job.name, PING_SLUG_NEEDS_BASE)
 
 
 def _line_of_job(text: str, name: Any) -> int | None:

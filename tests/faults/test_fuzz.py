@@ -314,10 +314,10 @@ def _check_parse(store: ConfigStore, raw: bytes, strict_settings: bool = True) -
     note(fuzz_accepted=1)
     s = config.settings
     for name, value in s.to_dict().items():
-        if name in ("log_dir", "notify_command"):
+        if name in ("log_dir", "notify_command", "metrics_file", "ping_base"):
             assert isinstance(value, str)
         else:
-            assert isinstance(value, int) and not isinstance(value, bool) and value >= (0 if name == "kill_grace" else 1)
+            assert isinstance(value, int) and not isinstance(value, bool) and value >= (0 if name in ("kill_grace", "watchdog_sec") else 1)
     assert s.log_dir.strip()
     assert "\0" not in s.log_dir + s.notify_command, "K5"
     assert len({j.name for j in config.jobs}) == len(config.jobs)
