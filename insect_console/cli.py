@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shell", action="store_true", help="run the command through /bin/sh (pipes, redirections)")
     p.add_argument("--cwd", help="working directory of the command")
     p.add_argument("--disabled", action="store_true", help="add it disabled")
+    p.add_argument("--ping-url", metavar="URL", help="a Healthchecks check to ping at each run, https://hc-ping.com/<uuid>")
+    p.add_argument("--ping-slug", metavar="SLUG", help="instead of --ping-url: the check's slug under settings.ping_base")
 
     p = cmd("edit", "change a job in place")
     p.add_argument("name")
@@ -68,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shell", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--cwd")
     p.add_argument("--rename", metavar="NEW_NAME")
+    p.add_argument("--ping-url", metavar="URL", help="a Healthchecks check to ping at each run; '' removes it")
+    p.add_argument("--ping-slug", metavar="SLUG", help="the check's slug under settings.ping_base; '' removes it")
 
     for name, help in (("remove", "remove a job"), ("enable", "enable a job"), ("disable", "disable a job")):
         cmd(name, help).add_argument("name")
@@ -275,10 +279,14 @@ def cmd_list(args, config: str) -> int:
 
 def _job_from_args(args, base: dict[str, Any]) -> dict[str, Any]:
     data = dict(base)
-    for key in ("schedule_type", "schedule_time", "cwd"):
+    for key in ("schedule_type", "schedule_time", "cwd", "ping_url", "ping_slug"):
         value = getattr(args, key, None)
         if value is not None:
             data[key] = value
+    if getattr(args, "ping_url", None):
+        data.pop("ping_slug", None)  # one or the other
+    if getattr(args, "ping_slug", None):
+        data.pop("ping_url", None)
     if getattr(args, "job_command", None) is not None:
         data["command"] = args.job_command
     if getattr(args, "timeout", None) is not None:
