@@ -60,7 +60,8 @@ class Operations:
         elif isinstance(event, RunFinished):
             self._ping_end(event)
         if self._thread is not None and isinstance(event, (RunStarted, RunFinished, RunSkipped, ConfigReloaded)):
-            self._queue.put(event)
+            if self.notifier is not None or isinstance(event, ConfigReloaded) or self._metrics_path() is not None:
+                self._queue.put(event)  # nothing to do for the others when there is neither metrics file nor systemd
 
     def _ping_start(self, event: RunStarted) -> None:
         url = self._url(event.job_name)
@@ -96,7 +97,8 @@ class Operations:
 
     def _work(self) -> None:
         self._seed()
-        self._write(up=True)
+        if self.notifier is not None or self._metrics_path() is not None:
+            self._write(up=True)
         last = time.monotonic()
         while True:
             wait = max(0.0, last + metrics_mod.INTERVAL - time.monotonic()) if self._metrics_path() else None
@@ -117,7 +119,8 @@ class Operations:
             if any(isinstance(e, ConfigReloaded) for e in items):
                 self._seed()
             stop = any(e is _STOP for e in items)
-            self._write(up=not stop)
+            if self.notifier is not None or self._metrics_path() is not None:
+                self._write(up=not stop)
             last = time.monotonic()
             if stop:
                 return

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 from typing import Mapping, MutableMapping
 
@@ -31,7 +30,8 @@ class Notifier:
         self.watchdog_interval: float | None = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 and ours and self.address else None
         """The watchdog timeout systemd set (WatchdogSec=), in seconds; None when there is none."""
         self._sock: socket.socket | None = None
-        self._lock = threading.Lock()
+        if self.address is not None:  # made here: send() takes no lock, so a signal handler can call it
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         self._failing = False
         self._last_watchdog = float("-inf")
 
@@ -41,14 +41,12 @@ class Notifier:
 
     def send(self, *fields: str) -> bool:
         """Send one message (fields joined by newlines). Never blocks, never raises."""
-        if self.address is None:
+        sock = self._sock
+        if self.address is None or sock is None:
             return False
         message = "\n".join(fields).encode("utf-8", "replace")
         try:
-            with self._lock:
-                if self._sock is None:
-                    self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-                self._sock.sendto(message, self.address)
+            sock.sendto(message, self.address)
         except OSError as e:
             if not self._failing:
                 self._failing = True
@@ -80,10 +78,9 @@ class Notifier:
             self.send("WATCHDOG=1")
 
     def close(self) -> None:
-        with self._lock:
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
 
 
 def from_environment(environ: MutableMapping[str, str] | None = None) -> Notifier:
