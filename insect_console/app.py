@@ -191,6 +191,8 @@ class InsectConsole(App[str]):
         self.output_events: Signal[str] = Signal(self, "output-events")
         self.status_changed: Signal[None] = Signal(self, "status-changed")
         self.jobs_screen = JobsScreen()
+        self.operations: Any = None
+        """Metrics and pings of a scheduler this console started itself (after its daemon left)."""
         self.waiting_to_quit = False
         self.quitting = False
         """Set once the app is on its way out: no screen is opened any more."""
@@ -222,6 +224,8 @@ class InsectConsole(App[str]):
 
     def on_unmount(self) -> None:
         self.bridge.close()
+        if self.operations is not None:
+            self.operations.close()
 
     # -- engine events ----------------------------------------------------------------
 
@@ -273,12 +277,18 @@ class InsectConsole(App[str]):
 
     @work(thread=True, group="engine", exclusive=True, exit_on_error=False)
     def start_own_engine(self) -> None:
+        from insect_console.operations import Operations
+
         engine = self.engine.own_scheduler()
+        ops = Operations(engine)  # metrics and pings while this console schedules
+        engine.heartbeat = ops.beat
         try:
             engine.start()
         except SchedulerRunning as e:
+            ops.close()
             self.post_message(Notice(str(e), "error", "Not started"))
             return
+        self.operations = ops
         self.post_message(EngineReady(engine))
 
     def on_engine_ready(self, message: EngineReady) -> None:

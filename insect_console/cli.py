@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cwd", help="working directory of the command")
     p.add_argument("--disabled", action="store_true", help="add it disabled")
     _policy_options(p)
+    p.add_argument("--ping-url", metavar="URL", help="a Healthchecks check to ping at each run, https://hc-ping.com/<uuid>")
+    p.add_argument("--ping-slug", metavar="SLUG", help="instead of --ping-url: the check's slug under settings.ping_base")
 
     p = cmd("edit", "change a job in place")
     p.add_argument("name")
@@ -73,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cwd")
     p.add_argument("--rename", metavar="NEW_NAME")
     _policy_options(p)
+    p.add_argument("--ping-url", metavar="URL", help="a Healthchecks check to ping at each run; '' removes it")
+    p.add_argument("--ping-slug", metavar="SLUG", help="the check's slug under settings.ping_base; '' removes it")
 
     p = cmd("remove", "remove a job")
     p.add_argument("name")
@@ -162,8 +166,14 @@ def cmd_scheduler(config: str, level: str, headless: bool) -> int:
     engine = Engine(config)
     if not headless:
         from insect_console.app import run_console  # the Textual console, imported only here
+        from insect_console.operations import Operations
 
-        return run_console(engine)
+        ops = Operations(engine)  # metrics and pings while this console schedules (not when it attaches to a daemon)
+        engine.heartbeat = ops.beat
+        try:
+            return run_console(engine)
+        finally:
+            ops.close()
     setup_logging(level)
     return run_daemon(engine)
 
@@ -213,10 +223,18 @@ def cmd_run_job(args, config: str) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
+    ops = None
+    if job.ping_url or job.ping_slug:
+        from insect_console.operations import Operations
+
+        ops = Operations(engine, scheduler=False)  # Healthchecks pings for this run (cron use)
     try:
         record = engine.execute(job, "manual", on_output=show, slot=slot)
     except AlreadyRunning as e:
         raise UserError(str(e), exit_code=75) from None
+    finally:
+        if ops is not None:
+            ops.close()
     detail = f" ({record['error']})" if record.get("error") else ""
     print(f"{job.name}: {record['status']} in {record.get('duration_s') or 0:.1f} s{detail}", file=sys.stderr)
     return EXIT_FOR_STATUS.get(record["status"], 1)
@@ -296,12 +314,16 @@ def cmd_list(args, config: str) -> int:
 
 def _job_from_args(args, base: dict[str, Any]) -> dict[str, Any]:
     data = dict(base)
-    for key in ("schedule_type", "schedule_time", "cwd"):
+    for key in ("schedule_type", "schedule_time", "cwd", "ping_url", "ping_slug"):
         value = getattr(args, key, None)
         if value is not None:
             data[key] = value
     if data.get("schedule_type") == "after" and getattr(args, "schedule_time", None) is None:
         data["schedule_time"] = ""
+    if getattr(args, "ping_url", None):
+        data.pop("ping_slug", None)  # one or the other
+    if getattr(args, "ping_slug", None):
+        data.pop("ping_url", None)
     if getattr(args, "job_command", None) is not None:
         data["command"] = args.job_command
     if getattr(args, "timeout", None) is not None:

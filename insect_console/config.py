@@ -1,6 +1,8 @@
 """The job config file: TOML (or the spec's JSON), read strictly, written atomically under a lock.
 
-A file that does not parse or validate is reported in one line and never rewritten.
+A file that does not parse or validate is reported in one line and never rewritten. A change
+(add, edit, enable, ...) rewrites only the lines of the job it changes: comments, blank lines,
+key order and formatting stay as the person wrote them (see tomledit.py, imported only to write).
 """
 
 from __future__ import annotations
@@ -8,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
-
-import tomli_w
 
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
 from insect_console.fileio import NotRegularFile, atomic_write, check_private_dir, check_private_file, locked, open_regular, read_regular
@@ -36,6 +37,8 @@ def setting(default: Any, doc: str, least: int = 1, most: int | None = None, uni
     return field(default=default, metadata={"doc": doc, "bounds": (least, most, unit) if most is not None else None})
 
 
+log = logging.getLogger("insect_console.config")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -54,6 +57,9 @@ class Settings:
     output_max_mb: int = setting(1024, "... and their total size at most, in MiB (oldest removed first)", most=1024 * 1024, unit=" (1 TiB)")
     output_max_run_mb: int = setting(64, "MiB of output one run's file may hold (cut, with a note, beyond)", most=1024 * 1024, unit=" (1 TiB)")
     battery_command: str = setting("", "prints the battery level in % for `require.min_battery_pct` (PiJuice, Witty Pi); empty: psutil")
+    metrics_file: str = setting("", "a Prometheus textfile (*.prom) written after every run and every minute; empty: off")
+    ping_base: str = setting("", "Healthchecks URL for jobs that give a ping_slug: https://hc-ping.com/<project ping key>")
+    watchdog_sec: int = setting(60, "WatchdogSec= of the unit `insect-console systemd` writes; 0: no watchdog", least=0, most=86400, unit=" s (1 day)")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
@@ -74,9 +80,15 @@ class Settings:
             values[key] = value
         if "log_dir" in values and not values["log_dir"].strip():
             raise ValidationError("settings.log_dir", "is empty; give a directory such as logs/batch")
-        for key in ("log_dir", "notify_command", "battery_command"):
+        for key in (name for name, default, _doc in cls.documented() if isinstance(default, str)):
             if "\0" in values.get(key, ""):
                 raise ValidationError(f"settings.{key}", "contains a NUL byte")
+        if values.get("metrics_file", "").strip() and not values["metrics_file"].strip().endswith(".prom"):
+            raise ValidationError("settings.metrics_file", "must end in .prom (node_exporter's textfile collector reads only *.prom files)")
+        if values.get("ping_base", "").strip():
+            from insect_console import pings  # only for stations that ping
+
+            values["ping_base"] = pings.validate_url(values["ping_base"], "settings.ping_base")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,7 +106,10 @@ class Settings:
 
 
 def _toml_value(value: Any) -> str:
-    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+    """A default as TOML writes it (a JSON string is a TOML basic string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
 
 
 def settings_header() -> str:
@@ -191,8 +206,10 @@ _TOML_HEADER = """\
 #                  weekly:   "sunday" (= Sunday 00:00) or "sun 03:00"
 #   enabled        true | false
 #   optional:      timeout (seconds), shell (bool), cwd (directory), env (table)
+#   ping_url       optional: a Healthchecks check, https://hc-ping.com/<uuid>
 # Run state (last run, status, failures) is kept in a separate .state.json file.
-# This file is rewritten by `insect-console add/edit/...`: comments other than this header are not kept.
+# `insect-console add/edit/...` and the console change only the lines of the job they change:
+# your comments, blank lines and key order are kept.
 
 """
 
@@ -227,19 +244,21 @@ class ConfigStore:
         return self._read_and_parse()
 
     def _read_and_parse(self) -> Config:
+        return self.parse(self._read_bytes())
+
+    def _read_bytes(self) -> bytes:
         try:
             # a symlinked config is followed (a person chose it), but a FIFO or a device is
             # refused: opened without blocking, checked on the open descriptor
             with os.fdopen(open_regular(self.path, os.O_RDONLY, follow=True), "rb") as f:
                 check_private_file(self.path, "config file", os.fstat(f.fileno()))
-                raw = f.read()
+                return f.read()
         except PermissionError as e:
             raise ConfigError(str(e)) from None
         except NotRegularFile as e:
             raise ConfigError(f"{self.display_path}: {e.strerror}; refusing to read it (put the config file there)") from None
         except OSError as e:
             raise ConfigError(f"{self.display_path}: can't read: {e.strerror}") from None
-        return self.parse(raw)
 
     @property
     def display_path(self) -> str:
@@ -295,6 +314,8 @@ class ConfigStore:
                 raise ConfigError(prefix + str(e)) from None
             if job.name in seen:
                 raise ConfigError(prefix + f"name: {job.name!r} is used by more than one job")
+            if job.ping_slug and not settings.ping_base:
+                raise ConfigError(prefix + PING_SLUG_NEEDS_BASE)
             seen.add(job.name)
             jobs.append(job)
         try:
@@ -320,6 +341,7 @@ class ConfigStore:
     # -- writing ---------------------------------------------------------
 
     def render(self, config: Config, state: Mapping[str, Mapping[str, Any]] | None = None) -> bytes:
+        """A whole new file (the default config, `convert`); changes to a file go through `update`."""
         if self.is_json:
             jobs = []
             for job in config.jobs:
@@ -331,19 +353,43 @@ class ConfigStore:
             if config.settings != Settings():
                 doc["settings"] = config.settings.to_dict()
             return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
-        doc = {"settings": config.settings.to_dict(), "jobs": [job.to_dict() for job in config.jobs]}
-        return (toml_header() + tomli_w.dumps(doc)).encode()
+        from insect_console import tomledit  # tomlkit: only where a file is written
+
+        return tomledit.render_new(toml_header(), config).encode()
 
     def update(self, change: Callable[[Config], Config], state: Mapping[str, Any] | None = None) -> Config:
-        """Read, change and write the config under the config lock: no update is ever lost."""
+        """Read, change and write the config under the config lock: no update is ever lost.
+
+        Only what changed is rewritten (the changed job's lines); the rest of the file is kept
+        as it is, comments included."""
         if not self.path.exists():
             self._create_default()
         with locked(self.lock_path):
-            current = self.load(create=False)
+            raw = self._read_bytes()
+            current = self.parse(raw)
             new = change(current)
             if new is not current:
-                atomic_write(self.path, self.render(new, state if state is not None else self._run_state()))
+                check_config(new)
+                atomic_write(self.path, self._edited(raw, current, new, state if state is not None else self._run_state()))
             return new
+
+    def _edited(self, raw: bytes, current: Config, new: Config, state: Mapping[str, Any] | None) -> bytes:
+        """The file changed from `current` to `new` in place; read back to check it, else (a file
+        shape the editor does not handle) the whole file is written anew, and that is logged."""
+        from insect_console import tomledit
+
+        text = raw.decode("utf-8")
+        try:
+            edited = (tomledit.edit_json(text, current, new, state) if self.is_json else tomledit.edit_toml(text, current, new)).encode()
+            if self.parse(edited) == new:
+                return edited
+            reason = "the edited file did not read back as intended"
+        except tomledit.CantEdit as e:
+            reason = str(e)
+        except (ConfigError, ValueError) as e:
+            reason = f"the edited file did not read back: {e}"
+        log.warning("%s: written anew, without its comments (%s)", self.display_path, reason)
+        return self.render(new, state)
 
     def _run_state(self) -> dict[str, Any] | None:
         """For a spec-format JSON config: the run state to write into it (the state file's, else the file's own)."""
@@ -397,6 +443,16 @@ class ConfigStore:
     @property
     def log_dir_default(self) -> Path:
         return self.resolve(Settings().log_dir)
+
+
+PING_SLUG_NEEDS_BASE = "ping_slug: needs settings.ping_base (https://hc-ping.com/<your project's ping key>)"
+
+
+def check_config(config: Config) -> None:
+    """The rules between jobs and settings, for a config about to be written (a read checks them too)."""
+    for job in config.jobs:
+        if job.ping_slug and not config.settings.ping_base:
+            raise ValidationError(job.name, PING_SLUG_NEEDS_BASE)
 
 
 def _line_of_job(text: str, name: Any) -> int | None:

@@ -193,9 +193,12 @@ class Engine(LocalFiles, Dispatch):
             if self._reload_requested:
                 self.reload()
             held: list[dt.datetime] = []
-            try:
-                if self.heartbeat is not None:
+            if self.heartbeat is not None:
+                try:
                     self.heartbeat()
+                except Exception:
+                    log.exception("heartbeat failed")  # never stops the loop
+            try:
                 held = self._dispatch_due(wall)
             except Exception:
                 log.exception("scheduler loop error")

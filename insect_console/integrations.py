@@ -108,13 +108,17 @@ After=network-online.target time-sync.target
 Wants=network-online.target
 
 [Service]
-Type=simple
+# the daemon says READY=1 once it schedules, and STATUS= lines (systemctl status shows them)
+Type=notify
+NotifyAccess=main
 User={user}
 WorkingDirectory={_systemd_path(str(base_dir))}
 ExecStart={exec_start}
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=5
+# the scheduling loop itself pings the watchdog: a loop that hangs this long is restarted (0: off)
+WatchdogSec={settings.watchdog_sec}
 # the scheduler ends its runs within shutdown_grace + kill_grace; systemd waits longer than that
 TimeoutStopSec={stop_timeout}
 KillMode=mixed

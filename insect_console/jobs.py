@@ -50,6 +50,10 @@ class Job:
     env: Mapping[str, str] = field(default_factory=dict)
     policy: RunPolicy = field(default_factory=RunPolicy)
     """Catch-up, conditions, retries, chains, group: see policies.py."""
+    ping_url: str | None = None
+    """A Healthchecks check's URL (https://hc-ping.com/<uuid>), pinged at each run's start and end."""
+    ping_slug: str | None = None
+    """Instead of ping_url: the check's slug, pinged at settings.ping_base/<slug>."""
 
     def replace(self, **changes: Any) -> "Job":
         return dataclasses.replace(self, **changes)
@@ -74,6 +78,10 @@ class Job:
         if self.env:
             out["env"] = dict(self.env)
         out.update(self.policy.to_dict())
+        if self.ping_url:
+            out["ping_url"] = self.ping_url
+        if self.ping_slug:
+            out["ping_slug"] = self.ping_slug
         return out
 
     def describe(self) -> str:
@@ -316,6 +324,14 @@ def make_job(data: Mapping[str, Any]) -> Job:
         raise ValidationError("env", "must be a table of text values, e.g. env = { PATH = \"/usr/bin\" }")
     if any(not k or "=" in k or "\0" in k or "\0" in v for k, v in env.items()):
         raise ValidationError("env", "has a name that is empty or contains '=' or NUL")
+    ping_url, ping_slug = data.get("ping_url") or None, data.get("ping_slug") or None
+    if ping_url is not None or ping_slug is not None:
+        from insect_console import pings  # only for jobs that ping
+
+        if ping_url is not None and ping_slug is not None:
+            raise ValidationError("ping_slug", "give ping_url or ping_slug, not both")
+        ping_url = pings.validate_url(ping_url, "ping_url") if ping_url is not None else None
+        ping_slug = pings.validate_slug(ping_slug) if ping_slug is not None else None
     return Job(
         name=name,
         command=command,
@@ -327,4 +343,6 @@ def make_job(data: Mapping[str, Any]) -> Job:
         cwd=cwd,
         env=dict(env),
         policy=policy,
+        ping_url=ping_url,
+        ping_slug=ping_slug,
     )

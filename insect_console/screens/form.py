@@ -148,11 +148,9 @@ class JobFormScreen(ConsoleScreen):
             "timeout": self.query_one("#timeout", Input).value.strip() or None,
             "enabled": self.query_one("#enabled", Switch).value,
         }
-        if self.job is not None:
-            if self.job.cwd:
-                data["cwd"] = self.job.cwd
-            if self.job.env:
-                data["env"] = dict(self.job.env)
+        if self.job is not None:  # what the form does not show is kept as it was (cwd, env, pings)
+            policy_keys = set(RunPolicy().__dataclass_fields__)
+            data.update({k: v for k, v in self.job.to_dict().items() if k not in data and k not in policy_keys})
         try:
             data.update(self.query_one(PolicyFields).values())
         except ValidationError:

@@ -55,7 +55,7 @@ def test_every_engine_module_is_in_the_import_linter_contract():
 
 def test_import_linter_contracts_are_kept():
     """Statically: no engine module imports textual or rich, even indirectly, and no import cycle."""
-    done = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--config", str(PYPROJECT)],
+    done = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), str(PYPROJECT)],
                           cwd=PYPROJECT.parent, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout

@@ -140,7 +140,9 @@ def test_systemd_unit(tmp_path):
     unit = parse_unit(done.stdout)
     assert set(unit) == {"Unit", "Service", "Install"}
     service = unit["Service"]
-    assert service["Type"] == "simple"
+    assert service["Type"] == "notify"                      # READY=1 once it schedules (see sdnotify.py)
+    assert service["NotifyAccess"] == "main"                # the jobs it starts can't speak for it
+    assert service["WatchdogSec"] == "60"                   # the default watchdog_sec
     assert service["User"] == "observer"
     assert service["WorkingDirectory"] == str(tmp_path)
     assert shlex.split(service["ExecStart"]) == [PY, "-m", "insect_console", "-c", str(tmp_path / "config/batch_config.toml"), "scheduler", "--no-ui"]
@@ -159,6 +161,18 @@ def test_systemd_unit_default_user_is_the_caller(tmp_path):
     write_config(tmp_path, [job("a", "true")])
     unit = parse_unit(cli_forked(tmp_path, "systemd").stdout)
     assert unit["Service"]["User"] == getpass.getuser()
+
+
+@pytest.mark.parametrize("seconds", [30, 0])
+def test_systemd_unit_watchdog_sec_comes_from_the_settings(tmp_path, seconds):
+    write_config(tmp_path, [job("a", "true")], settings={"watchdog_sec": seconds})
+    service = parse_unit(cli_forked(tmp_path, "systemd").stdout)["Service"]
+    assert (service["Type"], service["WatchdogSec"]) == ("notify", str(seconds))   # 0: systemd's "no watchdog"
+
+
+def test_a_negative_watchdog_sec_is_refused(tmp_path):
+    write_config(tmp_path, [job("a", "true")], settings={"watchdog_sec": -1})
+    assert_one_line_error(cli_forked(tmp_path, "systemd"), "settings.watchdog_sec", "≥ 0")
 
 
 def test_systemd_unit_quotes_awkward_paths(tmp_path):

@@ -318,7 +318,7 @@ def _check_parse(store: ConfigStore, raw: bytes, strict_settings: bool = True) -
         if name in text_settings:
             assert isinstance(value, str)
         else:
-            assert isinstance(value, int) and not isinstance(value, bool) and value >= (0 if name == "kill_grace" else 1)
+            assert isinstance(value, int) and not isinstance(value, bool) and value >= (0 if name in ("kill_grace", "watchdog_sec") else 1)
     assert s.log_dir.strip()
     assert "\0" not in "".join(getattr(s, name) for name in text_settings), "K5"
     assert len({j.name for j in config.jobs}) == len(config.jobs)

@@ -313,7 +313,7 @@ def test_systemd_unit_execstart_words(tmp_path: Path, weird: str, monkeypatch, c
     rc, out, err = _cli_out(monkeypatch, capsys, base, "-c", str(config.relative_to(base)), "systemd", "--python", python)
     assert rc == 0, err
     keys = [line.split("=", 1)[0] for line in out.splitlines() if "=" in line and not line.startswith("#")]
-    assert keys == ["Description", "After", "Wants", "Type", "User", "WorkingDirectory", "ExecStart", "ExecReload", "Restart", "RestartSec", "TimeoutStopSec", "KillMode", "Environment", "WantedBy"]
+    assert keys == ["Description", "After", "Wants", "Type", "NotifyAccess", "User", "WorkingDirectory", "ExecStart", "ExecReload", "Restart", "RestartSec", "WatchdogSec", "TimeoutStopSec", "KillMode", "Environment", "WantedBy"]
     settings = dict(line.split("=", 1) for line in out.splitlines() if "=" in line and not line.startswith("#"))
     assert systemd_words(settings["ExecStart"]) == [python, "-m", "insect_console", "-c", str(config), "scheduler", "--no-ui"]
     assert _specifiers(settings["WorkingDirectory"]) == str(base)
