@@ -8,34 +8,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import (
-    DEFAULT_JOBS,
-    MachineLoad,
-    PY,
-    Mode,
-    Procs,
-    Row,
-    Workspace,
-    ic_argv,
-    log,
-    mb,
-    median,
-    ratio,
-    run_timed,
-    write_config,
-)
+from bench.fixtures import DEFAULT_JOBS, ic_command, write_config
+from bench.probes import MachineLoad
+from bench.procs import PY, Procs, Workspace, run_timed
+from bench.report import Mode, Row, log, mb, median, ratio
 
 RARE_JOB = "rare_probe"
 NEWEST_JOB = "newest_probe"
 HISTORY_DAYS = 30
-
-
-def ic_command(config: Path, *args: str) -> list[str]:
-    """The installed `insect-console` script next to this python when there is one (what people run)."""
-    script = Path(PY).parent / "insect-console"
-    if script.exists():
-        return [str(script), "-c", str(config), *args]
-    return ic_argv(config, *args)
 
 
 def list_figure(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:

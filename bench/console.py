@@ -12,32 +12,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.cli import NEWEST_JOB, History, ic_command, write_producer
-from bench.common import (
-    DEFAULT_JOBS,
-    MachineLoad,
-    PY,
-    Mode,
-    PeakRss,
-    Procs,
-    PtyApp,
-    Row,
-    Workspace,
-    child_env,
-    cpu_delta,
-    cpu_sample,
-    hhmmss,
-    log,
-    mb,
-    median,
-    na_row,
-    percentile,
-    ratio,
-    rss_of,
-    sleep_until,
-    wait_until,
-    write_config,
-)
+from bench.cli import NEWEST_JOB, History, write_producer
+from bench.fixtures import DEFAULT_JOBS, hhmmss, ic_command, write_config
+from bench.probes import MachineLoad, PeakRss, cpu_delta, cpu_sample, rss_of
+from bench.procs import PY, Procs, Workspace, child_env, sleep_until, wait_until
+from bench.pty_app import PtyApp
+from bench.report import Mode, Row, log, mb, median, na_row, percentile, ratio
 from bench.timing import FloorProbe, at_jobs, lateness_of, pct3
 
 NAMES = [j["name"][:10] for j in DEFAULT_JOBS]

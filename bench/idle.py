@@ -9,24 +9,10 @@ from __future__ import annotations
 
 import time
 
-from bench.common import (
-    DEFAULT_JOBS,
-    PY,
-    CpuSample,
-    Daemon,
-    Mode,
-    Procs,
-    Row,
-    SpecLoop,
-    Workspace,
-    cpu_delta,
-    cpu_sample,
-    log,
-    mb,
-    ratio,
-    rss_of,
-    write_spec_config,
-)
+from bench.fixtures import DEFAULT_JOBS, Daemon, SpecLoop, write_spec_config
+from bench.probes import CpuSample, cpu_delta, cpu_sample, rss_of
+from bench.procs import PY, Procs, Workspace
+from bench.report import Mode, Row, log, mb, ratio
 
 SETTLE = 2.0
 """Seconds after start before the window opens (start-up work, the first prune, are not idle)."""

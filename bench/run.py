@@ -21,7 +21,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import FULL, QUICK, MachineLoad, Mode, Procs, Row, Workspace, loadavg, log, na_row  # noqa: E402
+from bench.probes import MachineLoad, loadavg  # noqa: E402
+from bench.procs import Procs, Workspace  # noqa: E402
+from bench.report import FULL, Mode, QUICK, Row, log, na_row  # noqa: E402
 
 GROUPS = ("scheduling", "idle", "list", "history", "output", "burst", "console")
 

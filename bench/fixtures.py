@@ -1,0 +1,145 @@
+"""What insect-console and the baseline are run on: configs, job commands, the daemon, the spec's loop.
+
+These build the things a figure measures. They are the benchmark's own, not the test suite's
+builders (tests/helpers.py): configs are written from dicts with tomli_w, as the figures build
+hundreds of jobs at a time, and `Daemon` runs under `Procs` (ended on Ctrl-C) and knows when it
+is ready; a figure times what it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import tomli_w
+
+from bench.procs import PY, Procs
+
+
+# -- configs ------------------------------------------------------------------------
+
+
+def ic_argv(config: Path | str, *args: str) -> list[str]:
+    return [PY, "-m", "insect_console", "-c", str(config), *args]
+
+
+def ic_command(config: Path, *args: str) -> list[str]:
+    """The installed `insect-console` script next to this python when there is one (what people run)."""
+    script = Path(PY).parent / "insect-console"
+    if script.exists():
+        return [str(script), "-c", str(config), *args]
+    return ic_argv(config, *args)
+
+
+def write_config(path: Path, jobs: list[dict[str, Any]], **settings: Any) -> Path:
+    doc: dict[str, Any] = {"jobs": jobs}
+    if settings:
+        doc = {"settings": settings, "jobs": jobs}
+    path.write_text(tomli_w.dumps(doc))
+    os.chmod(path, 0o600)
+    return path
+
+
+def write_spec_config(path: Path, jobs: list[dict[str, Any]]) -> Path:
+    full = [{"enabled": True, "last_run": None, "last_status": None, "error_count": 0, **job} for job in jobs]
+    path.write_text(json.dumps({"jobs": full}, indent=2))
+    return path
+
+
+DEFAULT_JOBS = [
+    {"name": "hourly_detection", "command": "python main.py --mode single", "schedule_type": "interval", "schedule_time": "3600", "enabled": True},
+    {"name": "daily_analysis", "command": "python main.py --mode analysis", "schedule_type": "daily", "schedule_time": "02:00", "enabled": True},
+    {"name": "weekly_cleanup", "command": "python main.py --mode cleanup", "schedule_type": "weekly", "schedule_time": "sunday", "enabled": True},
+    {"name": "daily_backup", "command": "python main.py --mode backup", "schedule_type": "daily", "schedule_time": "03:00", "enabled": False},
+]
+"""The spec's four default jobs (what both insect-console and the spec create on first start)."""
+
+
+def stamp_command(path: Path) -> str:
+    """A job command that records its own start: `date +%s.%N` appended to `path`."""
+    return f"date +%s.%N >> {path}"
+
+
+def read_stamps(path: Path) -> list[float]:
+    try:
+        return [float(x) for x in path.read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def hhmmss(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+# -- daemons ----------------------------------------------------------------------------
+
+
+class Daemon:
+    """`insect-console -c CFG scheduler --no-ui`, in its own dir, logging to a file."""
+
+    def __init__(self, procs: Procs, workdir: Path, config: Path, extra_args: Sequence[str] = ("scheduler", "--no-ui")) -> None:
+        self.procs = procs
+        self.workdir = workdir
+        self.config = config
+        self.log_path = workdir / "daemon.log"
+        self._log = open(self.log_path, "ab")
+        self.started_at = time.time()
+        self.proc = procs.spawn(ic_argv(config, *extra_args), cwd=workdir, stderr=self._log, stdout=self._log)
+        self.pid = self.proc.pid
+
+    def wait_ready(self, timeout: float = 20.0) -> float:
+        """Wait for the scheduler to be up (its log says so); returns the wall time it was seen."""
+        socket = self.config.with_name(f".{self.config.stem}.run") / "control.sock"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.log_tail()}")
+            if socket.exists() or b"scheduler started" in self.log_path.read_bytes():
+                return time.time()
+            time.sleep(0.01)
+        raise RuntimeError(f"daemon not ready after {timeout} s: {self.log_tail()}")
+
+    def log_tail(self, n: int = 600) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_bytes()[-n:].decode(errors="replace")
+        return ""
+
+    def stop(self) -> int | None:
+        rc = self.procs.end(self.proc, sig=signal.SIGTERM, grace=40)
+        self._log.close()
+        return rc
+
+
+class SpecLoop:
+    """The baseline loop (`bench/spec_loop.py`) on a JSON config, optionally at a loop phase."""
+
+    def __init__(self, procs: Procs, workdir: Path, config: Path, phase: float | None = None) -> None:
+        self.procs = procs
+        self.log_path = workdir / f"spec_loop-{config.stem}.log"
+        self._log = open(self.log_path, "ab")
+        argv = [PY, str(Path(__file__).with_name("spec_loop.py")), str(config)]
+        if phase is not None:
+            argv += ["--phase", f"{phase:.4f}"]
+        self.proc = procs.spawn(argv, cwd=workdir, stdout=self._log, stderr=self._log)
+        self.pid = self.proc.pid
+
+    def wait_ready(self, timeout: float = 20.0) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"spec loop exited {self.proc.returncode}: {self.log_path.read_text()[-600:]}")
+            if b"ready" in self.log_path.read_bytes():
+                return time.time()
+            time.sleep(0.01)
+        raise RuntimeError("spec loop not ready")
+
+    def stop(self) -> int | None:
+        rc = self.procs.end(self.proc, sig=signal.SIGTERM, grace=5)
+        self._log.close()
+        return rc
