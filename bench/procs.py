@@ -57,11 +57,26 @@ class Workspace:
 # -- processes -------------------------------------------------------------------
 
 
+_PYCACHE: str | None = None
+
+
+def use_bytecode_cache(directory: Path) -> None:
+    """Children write and read their .pyc files in `directory` (PYTHONPYCACHEPREFIX), not next to
+    the sources: the project's modules are then loaded from bytecode after their first import,
+    as from an installed package, and nothing is written outside the temp dir."""
+    global _PYCACHE
+    _PYCACHE = str(directory)
+
+
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("JOURNAL_STREAM", None)
     env[TAG_ENV] = TAG
-    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    if _PYCACHE:
+        env["PYTHONPYCACHEPREFIX"] = _PYCACHE
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    else:
+        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     if extra:
         env.update(extra)
     return env

@@ -22,7 +22,8 @@ if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.probes import MachineLoad, loadavg  # noqa: E402
-from bench.procs import Procs, Workspace  # noqa: E402
+from bench.fixtures import warm_bytecode  # noqa: E402
+from bench.procs import Procs, Workspace, use_bytecode_cache  # noqa: E402
 from bench.report import FULL, Mode, QUICK, Row, log, na_row  # noqa: E402
 
 GROUPS = ("scheduling", "idle", "list", "history", "output", "burst", "console")
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     interrupted = False
     try:
+        use_bytecode_cache(ws.dir("pycache"))
+        log(f"bytecode of insect-console and its libraries compiled into the run's cache in {warm_bytecode(ws.root):.1f} s")
         if "scheduling" in groups:
             rows += _guard("scheduling", lambda: timing.scheduling_phase(ws, procs, mode), rows) or []
         probe = None
