@@ -16,8 +16,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+import psutil
 import tomli_w
 
 from bench.procs import PY, Procs, child_env
@@ -102,24 +103,33 @@ def hhmmss(epoch: float) -> str:
 class Daemon:
     """`insect-console -c CFG scheduler --no-ui`, in its own dir, logging to a file."""
 
-    def __init__(self, procs: Procs, workdir: Path, config: Path, extra_args: Sequence[str] = ("scheduler", "--no-ui")) -> None:
+    def __init__(self, procs: Procs, workdir: Path, config: Path, extra_args: Sequence[str] = ("scheduler", "--no-ui"),
+                 preexec_fn: Callable[[], None] | None = None, wrapper: Sequence[str] = ()) -> None:
+        """`preexec_fn` runs in the child before it execs (a CPU quota); `wrapper` goes before the
+        command (strace); `pid` is then still the daemon's own, found among the wrapper's children."""
         self.procs = procs
         self.workdir = workdir
         self.config = config
         self.log_path = workdir / "daemon.log"
         self._log = open(self.log_path, "ab")
         self.started_at = time.time()
-        self.proc = procs.spawn(ic_argv(config, *extra_args), cwd=workdir, stderr=self._log, stdout=self._log)
+        self.proc = procs.spawn([*wrapper, *ic_argv(config, *extra_args)], cwd=workdir, stderr=self._log, stdout=self._log, preexec_fn=preexec_fn)
         self.pid = self.proc.pid
+        if wrapper:
+            self.pid = _child_pid(self.proc.pid)
+
+    @property
+    def socket(self) -> Path:
+        """Its control socket (see insect_console/control.py)."""
+        return self.config.with_name(f".{self.config.stem}.run") / "control.sock"
 
     def wait_ready(self, timeout: float = 20.0) -> float:
         """Wait for the scheduler to be up (its log says so); returns the wall time it was seen."""
-        socket = self.config.with_name(f".{self.config.stem}.run") / "control.sock"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.log_tail()}")
-            if socket.exists() or b"scheduler started" in self.log_path.read_bytes():
+            if self.socket.exists() or b"scheduler started" in self.log_path.read_bytes():
                 return time.time()
             time.sleep(0.01)
         raise RuntimeError(f"daemon not ready after {timeout} s: {self.log_tail()}")
@@ -135,17 +145,29 @@ class Daemon:
         return rc
 
 
+def _child_pid(pid: int, timeout: float = 10.0) -> int:
+    """The first child of `pid` (the program a wrapper such as strace started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psutil.Error):
+            children = psutil.Process(pid).children()
+            if children:
+                return children[0].pid
+        time.sleep(0.01)
+    raise RuntimeError(f"pid {pid} started no child within {timeout} s")
+
+
 class SpecLoop:
     """The baseline loop (`bench/spec_loop.py`) on a JSON config, optionally at a loop phase."""
 
-    def __init__(self, procs: Procs, workdir: Path, config: Path, phase: float | None = None) -> None:
+    def __init__(self, procs: Procs, workdir: Path, config: Path, phase: float | None = None, preexec_fn: Callable[[], None] | None = None) -> None:
         self.procs = procs
         self.log_path = workdir / f"spec_loop-{config.stem}.log"
         self._log = open(self.log_path, "ab")
         argv = [PY, str(Path(__file__).with_name("spec_loop.py")), str(config)]
         if phase is not None:
             argv += ["--phase", f"{phase:.4f}"]
-        self.proc = procs.spawn(argv, cwd=workdir, stdout=self._log, stderr=self._log)
+        self.proc = procs.spawn(argv, cwd=workdir, stdout=self._log, stderr=self._log, preexec_fn=preexec_fn)
         self.pid = self.proc.pid
 
     def wait_ready(self, timeout: float = 20.0) -> float:

@@ -98,6 +98,11 @@ def cpu_delta(a: CpuSample, b: CpuSample) -> CpuDelta:
     return CpuDelta(b.when - a.when, (b.cpu_ns - a.cpu_ns) / 1e9, b.wakeups - a.wakeups, b.psutil_cpu_s - a.psutil_cpu_s, per)
 
 
+def by_thread(delta: CpuDelta, most: int = 6) -> str:
+    """The threads that woke up, most wakeups first: "name[tid] N, ..." (or "none")."""
+    return ", ".join(f"{name} {w}" for name, _cpu, w in delta.per_thread[:most] if w) or "none"
+
+
 def rss_of(pid: int, with_children: bool = False) -> int:
     try:
         proc = psutil.Process(pid)

@@ -171,6 +171,7 @@ class Timed:
     maxrss: int  # ru_maxrss from wait4: exact, but never below the benchmark's own RSS at fork
     rc: int
     cpu: float = 0.0  # user + system CPU seconds of the child and the descendants it waited for
+    stopped: str | None = None  # why it was killed before it ended (timeout, RSS cap), else None
 
     @property
     def peak_rss(self) -> int:
@@ -197,32 +198,44 @@ def _vm_hwm(pid: int) -> int:
 
 
 def run_timed(argv: Sequence[str], *, cwd: Path | str, stdout=subprocess.DEVNULL, env: dict[str, str] | None = None,
-              timeout: float = 600) -> Timed:
-    """Run a child to its end, reading its peak RSS (VmHWM) every 2 ms while it runs."""
+              timeout: float = 600, max_rss: int | None = None, preexec_fn: Callable[[], None] | None = None) -> Timed:
+    """Run a child to its end, reading its peak RSS (VmHWM) every 2 ms while it runs.
+
+    A child still running after `timeout` s, or whose peak RSS passes `max_rss` bytes, is
+    killed; `Timed.stopped` says why (its wall time is then a lower bound).
+    """
     t0 = time.perf_counter()
     p = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, env=env or child_env(),
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=preexec_fn)
     err: list[bytes] = []
     reader = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)  # a chatty stderr can't block it
     reader.start()
     deadline = time.monotonic() + timeout
     hwm = 0
-    while True:
-        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
+    stopped = None
+    try:
+        while True:
+            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            hwm = max(hwm, _vm_hwm(p.pid))
+            if time.monotonic() > deadline or (max_rss is not None and hwm > max_rss):
+                stopped = f"killed after {timeout:g} s" if time.monotonic() > deadline else f"killed at {hwm / 1e6:.0f} MB RSS"
+                p.kill()
+                pid, status, usage = os.wait4(p.pid, 0)
+                break
+            time.sleep(0.002)
+    except BaseException:  # Ctrl-C while it runs: it is ended here, not left to the sweep
+        with contextlib.suppress(OSError):
             p.kill()
-            pid, status, usage = os.wait4(p.pid, 0)
-            break
-        hwm = max(hwm, _vm_hwm(p.pid))
-        time.sleep(0.002)
+        p.wait()
+        raise
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     reader.join(5)
-    if p.returncode != 0:
+    if p.returncode != 0 and stopped is None:
         log(f"{' '.join(map(str, argv[:6]))}...: exit {p.returncode}: {b''.join(err).decode(errors='replace')[-300:]}")
-    return Timed(wall, hwm, usage.ru_maxrss * 1024, p.returncode, usage.ru_utime + usage.ru_stime)
+    return Timed(wall, hwm, usage.ru_maxrss * 1024, p.returncode, usage.ru_utime + usage.ru_stime, stopped)
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

@@ -18,7 +18,7 @@ import termios
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from bench.procs import Procs, child_env
 
@@ -36,7 +36,8 @@ class PtyApp:
     `wait_for` can say when some text first appeared. At most `keep` bytes are kept.
     """
 
-    def __init__(self, procs: Procs, argv: Sequence[str], cwd: Path, cols: int = 80, rows: int = 24, keep: int = 4_000_000) -> None:
+    def __init__(self, procs: Procs, argv: Sequence[str], cwd: Path, cols: int = 80, rows: int = 24, keep: int = 4_000_000,
+                 preexec: Callable[[], None] | None = None) -> None:
         self.procs = procs
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -44,6 +45,8 @@ class PtyApp:
         env.pop("TEXTUAL", None)
 
         def make_controlling_tty() -> None:  # runs in the child, after setsid
+            if preexec is not None:
+                preexec()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
         self.spawned_at = time.perf_counter()
@@ -52,6 +55,7 @@ class PtyApp:
         self.pid = self.proc.pid
         self._keep = keep
         self._chunks: list[tuple[float, int, str]] = []  # (perf_counter, offset, text)
+        self._reads: list[float] = []  # perf_counter of every read, escape sequences only or not
         self._text = ""
         self._offset = 0  # total text length ever seen
         self._cond = threading.Condition()
@@ -72,6 +76,9 @@ class PtyApp:
                     self._cond.notify_all()
                 return
             self.bytes_read += len(data)
+            self._reads.append(now)
+            if len(self._reads) > 200_000:
+                del self._reads[:100_000]
             data = pending + data
             # keep a possibly cut escape sequence for the next read
             cut = data.rfind(b"\x1b")
@@ -120,6 +127,12 @@ class PtyApp:
                 if left <= 0 or self.proc.poll() is not None:
                     return None
                 self._cond.wait(min(left, 0.1))
+
+    def reads_between(self, start: float, end: float) -> list[float]:
+        """The perf_counter times at which output arrived between `start` and `end` (a frame is one
+        or a few reads within a millisecond or two; a gap between reads is time nothing was drawn)."""
+        with self._cond:
+            return [t for t in self._reads if start <= t <= end]
 
     def send(self, data: bytes) -> None:
         os.write(self.master, data)

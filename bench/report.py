@@ -41,12 +41,28 @@ class Mode:
     baseline_loops: int = 4  # spec loops at stratified phases for the lateness baseline
     output_pairs: int = 3  # alternating runs of the output job alone and through insect-console
     side_by_side: bool = False  # run the spec's loops at the same time as insect-console (saves time)
+    # round 2: a Pi's quarter core, 1,000 jobs, writes, a slow daemon
+    pi_starts: int = 2  # console starts (and `import textual.app` baselines) in the CPU quota
+    scale_sizes: tuple[int, ...] = (4, 100, 1000)
+    scale_idle_s: float = 15  # idle window of the daemons with 4 / 100 / 1,000 jobs
+    scale_console_starts: int = 1  # console starts per size
+    scale_console_idle_s: float = 6
+    scale_reloads: int = 3
+    writes_runs: int = 5  # runs of the silent job counted
+    writes_idle_s: float = 15  # idle window of the traced daemon (scaled to an hour)
+    attached_delay_s: float = 2.0  # the daemon's answers are held this long
+    attached_window_s: float = 6  # keys pressed every 50 ms for this long: frame gaps
+    attached_keys: int = 3  # presses of `/` timed until the filter bar shows
+    sparse_gb: float = 2.0  # NUL bytes after the records of the newest history file (GiB, sparse)
+    sparse_timeout_s: float = 20  # the history CLI is stopped after this long (or past 1 GB RSS)
 
 
 QUICK = Mode("quick", lateness_samples=16, drift_runs=16, idle_s=15, cli_runs=5, history_records=100_000, history_runs=3,
              output_mb=20, burst_jobs=200, console_starts=1, console_idle_s=6, console_lateness_samples=8, side_by_side=True)
 FULL = Mode("full", lateness_samples=120, drift_runs=50, idle_s=60, cli_runs=15, history_records=1_000_000, history_runs=5,
-            output_mb=200, burst_jobs=200, console_starts=5, console_idle_s=30, console_lateness_samples=60, baseline_loops=8, output_pairs=5)
+            output_mb=200, burst_jobs=200, console_starts=5, console_idle_s=30, console_lateness_samples=60, baseline_loops=8, output_pairs=5,
+            pi_starts=5, scale_idle_s=60, scale_console_starts=3, scale_console_idle_s=20, scale_reloads=5, writes_runs=20, writes_idle_s=60,
+            attached_window_s=15, attached_keys=5, sparse_timeout_s=30)
 
 
 # -- results --------------------------------------------------------------------

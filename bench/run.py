@@ -26,7 +26,7 @@ from bench.fixtures import warm_bytecode  # noqa: E402
 from bench.procs import Procs, Workspace, use_bytecode_cache  # noqa: E402
 from bench.report import FULL, Mode, QUICK, Row, log, na_row  # noqa: E402
 
-GROUPS = ("scheduling", "idle", "list", "history", "output", "burst", "console")
+GROUPS = ("scheduling", "idle", "list", "history", "output", "burst", "console", "pi")
 
 ORDER = [
     "lateness of at-time jobs, headless",
@@ -34,7 +34,8 @@ ORDER = [
     "interval drift",
     "idle daemon",
     "idle RSS",
-    "`insect-console list`",
+    "`insect-console list` wall, median",
+    "`insect-console list` wall, full core",
     "console: start",
     "console idle CPU",
     "history CLI, newest",
@@ -46,6 +47,10 @@ ORDER = [
     "console RSS while",
     "burst: 2",
     "burst: first",
+    "¼ core: console start",
+    "¼ core: console idle",
+    "¼ core: idle daemon",
+    "¼ core: `insect-console list`",
 ]
 
 
@@ -113,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown group(s) {', '.join(sorted(unknown))}; the groups are {', '.join(GROUPS)}")
 
-    from bench import cli, console, idle, timing
+    from bench import cli, console, idle, pi, quota, timing
 
     def on_term(_signum, _frame):
         raise KeyboardInterrupt
@@ -154,11 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             rows += _guard("burst", lambda: timing.burst_phase(ws, procs, mode), rows) or []
         if "console" in groups:
             rows += _guard("console", lambda: console.console_rows(ws, procs, mode, history), rows) or []
+        if "pi" in groups:
+            rows += _guard("pi", lambda: pi.pi_rows(ws, procs, mode), rows) or []
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: ending every process started, then the table so far")
     finally:
         procs.end_all()
+        left = quota.remove_all()
+        if left:
+            log(f"warning: could not remove the cgroup(s) {', '.join(left)}")
         ws.cleanup()
     took = time.monotonic() - t0
     print(render(rows, mode, started, took, f"load average {load_start} at the start, {loadavg()} at the end; {whole.done()} over the run"))
