@@ -26,7 +26,7 @@ from bench.fixtures import warm_bytecode  # noqa: E402
 from bench.procs import Procs, Workspace, use_bytecode_cache  # noqa: E402
 from bench.report import FULL, Mode, QUICK, Row, log, na_row  # noqa: E402
 
-GROUPS = ("scheduling", "idle", "list", "history", "output", "burst", "console", "pi")
+GROUPS = ("scheduling", "idle", "list", "history", "output", "burst", "console", "pi", "scale")
 
 ORDER = [
     "lateness of at-time jobs, headless",
@@ -51,6 +51,7 @@ ORDER = [
     "¼ core: console idle",
     "¼ core: idle daemon",
     "¼ core: `insect-console list`",
+    "scale:",
 ]
 
 
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown group(s) {', '.join(sorted(unknown))}; the groups are {', '.join(GROUPS)}")
 
-    from bench import cli, console, idle, pi, quota, timing
+    from bench import cli, console, idle, pi, quota, scale, timing
 
     def on_term(_signum, _frame):
         raise KeyboardInterrupt
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += _guard("console", lambda: console.console_rows(ws, procs, mode, history), rows) or []
         if "pi" in groups:
             rows += _guard("pi", lambda: pi.pi_rows(ws, procs, mode), rows) or []
+        if "scale" in groups:
+            rows += _guard("scale", lambda: scale.scale_rows(ws, procs, mode), rows) or []
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: ending every process started, then the table so far")
