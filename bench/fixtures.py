@@ -140,6 +140,11 @@ class Daemon:
         return ""
 
     def stop(self) -> int | None:
+        if self.pid != self.proc.pid:  # wrapped: the daemon itself is asked to stop; the wrapper then ends
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(40)
         rc = self.procs.end(self.proc, sig=signal.SIGTERM, grace=40)
         self._log.close()
         return rc
