@@ -26,7 +26,7 @@ from bench.fixtures import warm_bytecode  # noqa: E402
 from bench.procs import Procs, Workspace, use_bytecode_cache  # noqa: E402
 from bench.report import FULL, Mode, QUICK, Row, log, na_row  # noqa: E402
 
-GROUPS = ("scheduling", "idle", "list", "history", "output", "burst", "console", "pi", "scale", "writes")
+GROUPS = ("scheduling", "idle", "list", "history", "output", "burst", "console", "pi", "scale", "writes", "attached")
 
 ORDER = [
     "lateness of at-time jobs, headless",
@@ -53,6 +53,7 @@ ORDER = [
     "¼ core: `insect-console list`",
     "scale:",
     "writes:",
+    "attached console",
 ]
 
 
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown group(s) {', '.join(sorted(unknown))}; the groups are {', '.join(GROUPS)}")
 
-    from bench import cli, console, idle, pi, quota, scale, timing, writes
+    from bench import attached, cli, console, idle, pi, quota, scale, timing, writes
 
     def on_term(_signum, _frame):
         raise KeyboardInterrupt
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += _guard("scale", lambda: scale.scale_rows(ws, procs, mode), rows) or []
         if "writes" in groups:
             rows += _guard("writes", lambda: writes.writes_rows(ws, procs, mode), rows) or []
+        if "attached" in groups:
+            rows += _guard("attached", lambda: attached.attached_rows(ws, procs, mode), rows) or []
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: ending every process started, then the table so far")
