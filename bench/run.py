@@ -40,6 +40,7 @@ ORDER = [
     "console idle CPU",
     "history CLI, newest",
     "history CLI, --job",
+    "history CLI, newest 50 of 1,000 records followed",
     "history in the console (h)",
     "history in the console, one",
     "output: a job",
