@@ -172,7 +172,7 @@ def _frame_gaps(app: PtyApp, seconds: float) -> tuple[float, int]:
     return max(b - a for a, b in zip(marks, marks[1:])), len(reads)
 
 
-def _key_to_action(app: PtyApp, presses: int, rng: random.Random) -> list[float]:
+def _key_to_action(app: PtyApp, presses: int, rng: random.Random, delay: float) -> list[float]:
     out = []
     for _ in range(presses):
         time.sleep(0.5 + rng.random())  # a random moment against the console's once-a-second refresh
@@ -184,7 +184,9 @@ def _key_to_action(app: PtyApp, presses: int, rng: random.Random) -> list[float]
             raise RuntimeError(f"the filter bar did not show within 30 s of `/`; screen: {app.text_since(mark)[-300:]!r}")
         out.append(when - t0)
         app.send(b"\x1b")  # esc: the bar closes
-        time.sleep(0.5)
+        # a console blocked on a status call handles esc late, and its focus moves back to the
+        # table later still: a `/` queued behind them would be typed into the bar
+        time.sleep(2 * delay + 1.0)
     return out
 
 
@@ -207,8 +209,8 @@ def _measure(ws: Workspace, procs: Procs, mode: Mode, delay: float) -> dict:
             log(f"attached: warning: the console's screen does not say it is attached (delay {delay:g} s)")
         time.sleep(2.0)
         gap, reads = _frame_gaps(app, mode.attached_window_s)
-        time.sleep(delay + 1.0)  # what the cursor keys queued up is drawn
-        keys = _key_to_action(app, mode.attached_keys, random.Random())
+        time.sleep(2 * delay + 1.0)  # what the cursor keys queued up is drawn
+        keys = _key_to_action(app, mode.attached_keys, random.Random(), delay)
         held, passed = proxy.replies_held, proxy.events_passed
     finally:
         if app is not None:

@@ -102,20 +102,30 @@ def idle_reading(pid: int, window: float) -> tuple[CpuDelta, int]:
     return cpu_delta(a, cpu_sample(pid)), rss_of(pid)
 
 
-def start_and_idle(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:
+def starts_and_idle(procs: Procs, place: Callable[[int], tuple[Path, Path]], starts: int, idle_s: float,
+                    needles: list[str] | None = None, timeout: float = 30) -> tuple[list[float], CpuDelta, int]:
+    """`starts` console starts, the k-th in `place(k)` (its dir and config); the first stays open
+    for an idle reading of `idle_s` s. Returns the start times, the idle reading and the RSS."""
     times: list[float] = []
-    idle = None
-    rss = 0
-    for k in range(mode.console_starts):
-        d = ws.dir(f"console-start{k}")
-        cfg = write_config(d / "batch_config.toml", DEFAULT_JOBS)
-        app, took = open_console(procs, d, cfg)
+    idle, rss = None, 0
+    for k in range(starts):
+        d, cfg = place(k)
+        app, took = open_console(procs, d, cfg, needles, timeout=timeout)
         try:
             times.append(took)
             if k == 0:
-                idle, rss = idle_reading(app.pid, mode.console_idle_s)
+                idle, rss = idle_reading(app.pid, idle_s)
         finally:
             app.stop()
+    return times, idle, rss
+
+
+def start_and_idle(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:
+    def place(k: int) -> tuple[Path, Path]:
+        d = ws.dir(f"console-start{k}")
+        return d, write_config(d / "batch_config.toml", DEFAULT_JOBS)
+
+    times, idle, rss = starts_and_idle(procs, place, mode.console_starts, mode.console_idle_s)
     t = median(times)
     log(f"console: filled table after {t:.2f} s (median of {len(times)}); idle {idle.percent:.2f} % CPU" if idle else "console: no idle figure")
     rows = [Row(f"{FIGURES['start'][0]} (median of {len(times)})", f"{t:.2f} s", target=FIGURES["start"][1], met=t <= 1.5,

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.console import console_available, idle_reading, open_console
+from bench.console import console_available, starts_and_idle
 from bench.fixtures import Daemon, ic_command, write_config
 from bench.probes import CpuDelta, MachineLoad, by_thread, cpu_delta, cpu_sample, rss_of
 from bench.procs import Procs, Workspace, run_timed
@@ -175,15 +175,8 @@ def scale_rows(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:
                 d = ws.dir(f"scale-{n}-console")
                 cfg = d / "batch_config.toml"
                 shutil.copy2(configs[n][2], cfg)
-                times, idle, rss = [], None, 0
-                for k in range(mode.scale_console_starts):
-                    app, took = open_console(procs, d, cfg, names_on_screen(configs[n][1]), timeout=120)
-                    try:
-                        times.append(took)
-                        if k == 0:
-                            idle, rss = idle_reading(app.pid, mode.scale_console_idle_s)
-                    finally:
-                        app.stop()
+                times, idle, rss = starts_and_idle(procs, lambda _k: (d, cfg), mode.scale_console_starts, mode.scale_console_idle_s,
+                                                   names_on_screen(configs[n][1]), timeout=120)
                 console[n] = (times, idle, rss)
                 log(f"scale: console, {n:,} jobs: table after {median(times):.2f} s, idle {idle.percent:.2f} % CPU, RSS {rss / 1e6:.0f} MB")
         window.wait()
