@@ -46,6 +46,7 @@ class Mode:
     scale_sizes: tuple[int, ...] = (4, 100, 1000)
     scale_idle_s: float = 15  # idle window of the daemons with 4 / 100 / 1,000 jobs
     scale_console_starts: int = 1  # console starts per size
+    scale_list_runs: int = 5  # runs of `list` per size for a median
     scale_console_idle_s: float = 6
     scale_reloads: int = 3
     writes_runs: int = 5  # runs of the silent job counted
@@ -61,7 +62,7 @@ QUICK = Mode("quick", lateness_samples=16, drift_runs=16, idle_s=15, cli_runs=5,
              output_mb=20, burst_jobs=200, console_starts=1, console_idle_s=6, console_lateness_samples=8, side_by_side=True)
 FULL = Mode("full", lateness_samples=120, drift_runs=50, idle_s=60, cli_runs=15, history_records=1_000_000, history_runs=5,
             output_mb=200, burst_jobs=200, console_starts=5, console_idle_s=30, console_lateness_samples=60, baseline_loops=8, output_pairs=5,
-            pi_starts=5, scale_idle_s=60, scale_console_starts=3, scale_console_idle_s=20, scale_reloads=5, writes_runs=20, writes_idle_s=60,
+            pi_starts=5, scale_idle_s=60, scale_console_starts=2, scale_list_runs=7, scale_console_idle_s=20, scale_reloads=5, writes_runs=20, writes_idle_s=60,
             attached_window_s=15, attached_keys=5, sparse_timeout_s=30)
 
 

@@ -160,7 +160,7 @@ def scale_rows(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:
         walls: dict[int, list[float]] = {n: [] for n in sizes}
         for n in sizes:
             run_timed(ic_command(configs[n][2], "list"), cwd=configs[n][0])  # warm-up
-        for _ in range(mode.cli_runs):
+        for _ in range(mode.scale_list_runs):
             for n in sizes:
                 walls[n].append(run_timed(ic_command(configs[n][2], "list"), cwd=configs[n][0]).wall)
         list_t = {n: median(w) for n, w in walls.items()}
@@ -201,7 +201,7 @@ def scale_rows(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:
     rss = window.rss
     rows.append(Row(f"scale: daemon RSS, {label}", _three(rss, mb), f"{mb(rss[small])} ({small} jobs)", ratio(rss[big], rss[small]),
                     f"{big:,} jobs ≤ 40 MB", rss[big] <= 40e6, raw={"rss": rss}))
-    rows.append(Row(f"scale: `list` wall, median of {mode.cli_runs}, daemon running, {label}", _three(list_t, lambda x: f"{x * 1000:.0f} ms"),
+    rows.append(Row(f"scale: `list` wall, median of {mode.scale_list_runs}, daemon running, {label}", _three(list_t, lambda x: f"{x * 1000:.0f} ms"),
                     f"{list_t[small] * 1000:.0f} ms ({small} jobs)", ratio(list_t[big], list_t[small]), f"≤ 1.5x, {big:,} vs {small}",
                     list_t[big] / list_t[small] <= 1.5, [f"scale list: sizes in turn; {list_busy}"], raw={"walls": walls}))
     if console:
