@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table: `python -m bench [--quick]` or `python bench/run.py`.
 
-The full mode takes about 15 minutes on a quiet machine, `--quick` about 7. Progress goes to
+The full mode takes about 15 minutes on a quiet machine, `--quick` about 6. Progress goes to
 stderr, the table (Markdown, ready for the README) to stdout. Every process started is ended at
 the end, also on Ctrl-C or an error, the pi group's cgroups are removed, and so is the temp dir
 (`--keep` keeps it).
@@ -112,7 +112,7 @@ def _guard(name: str, fn, rows: list[Row]):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer samples, shorter windows, smaller data (about 7 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer samples, shorter windows, smaller data (about 6 minutes)")
     parser.add_argument("--only", help=f"comma-separated groups to run: {','.join(GROUPS)}")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, stamps, logs) for a look afterwards")
     parser.add_argument("--json", metavar="FILE", help="also write every figure's raw numbers to FILE")
