@@ -11,33 +11,14 @@ import math
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
-from bench.cli import NEWEST_JOB, History, ic_command, write_producer
-from bench.common import (
-    DEFAULT_JOBS,
-    MachineLoad,
-    PY,
-    Mode,
-    PeakRss,
-    Procs,
-    PtyApp,
-    Row,
-    Workspace,
-    child_env,
-    cpu_delta,
-    cpu_sample,
-    hhmmss,
-    log,
-    mb,
-    median,
-    na_row,
-    percentile,
-    ratio,
-    rss_of,
-    sleep_until,
-    wait_until,
-    write_config,
-)
+from bench.cli import NEWEST_JOB, History, write_producer
+from bench.fixtures import DEFAULT_JOBS, hhmmss, ic_command, write_config
+from bench.probes import CpuDelta, MachineLoad, PeakRss, by_thread, cpu_delta, cpu_sample, rss_of
+from bench.procs import PY, Procs, Workspace, child_env, sleep_until, wait_until
+from bench.pty_app import PtyApp
+from bench.report import Mode, Row, log, mb, median, na_row, percentile, ratio
 from bench.timing import FloorProbe, at_jobs, lateness_of, pct3
 
 NAMES = [j["name"][:10] for j in DEFAULT_JOBS]
@@ -100,36 +81,59 @@ def _open(procs: Procs, d: Path, cfg: Path) -> PtyApp:
     return PtyApp(procs, ic_command(cfg), cwd=d)
 
 
-def start_and_idle(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:
+def open_console(procs: Procs, d: Path, cfg: Path, needles: list[str] | None = None, timeout: float = 30,
+                 preexec: Callable[[], None] | None = None) -> tuple[PtyApp, float]:
+    """Start the console on `cfg`; returns it and the seconds until all `needles` (the job
+    table's names) were drawn. Raises, the console ended, when they were not within `timeout`."""
+    app = PtyApp(procs, ic_command(cfg), cwd=d, preexec=preexec)
+    when = app.wait_for(needles or NAMES, timeout=timeout)
+    if when is None:
+        screen = app.text_since(0)[-300:]
+        app.stop()
+        raise RuntimeError(f"the job table was not drawn within {timeout:g} s; screen: {screen!r}")
+    return app, when - app.spawned_at
+
+
+def idle_reading(pid: int, window: float) -> tuple[CpuDelta, int]:
+    """CPU time and wakeups of `pid` over `window` s after SETTLE s, and its RSS at the end."""
+    time.sleep(SETTLE)
+    a = cpu_sample(pid)
+    time.sleep(window)
+    return cpu_delta(a, cpu_sample(pid)), rss_of(pid)
+
+
+def starts_and_idle(procs: Procs, place: Callable[[int], tuple[Path, Path]], starts: int, idle_s: float,
+                    needles: list[str] | None = None, timeout: float = 30) -> tuple[list[float], CpuDelta, int]:
+    """`starts` console starts, the k-th in `place(k)` (its dir and config); the first stays open
+    for an idle reading of `idle_s` s. Returns the start times, the idle reading and the RSS."""
     times: list[float] = []
-    idle = None
-    rss = 0
-    for k in range(mode.console_starts):
-        d = ws.dir(f"console-start{k}")
-        cfg = write_config(d / "batch_config.toml", DEFAULT_JOBS)
-        app = _open(procs, d, cfg)
+    idle, rss = None, 0
+    for k in range(starts):
+        d, cfg = place(k)
+        app, took = open_console(procs, d, cfg, needles, timeout=timeout)
         try:
-            when = app.wait_for(NAMES, timeout=30)
-            if when is None:
-                raise RuntimeError(f"the job table was not drawn within 30 s; screen: {app.text_since(0)[-300:]!r}")
-            times.append(when - app.spawned_at)
+            times.append(took)
             if k == 0:
-                time.sleep(SETTLE)
-                a = cpu_sample(app.pid)
-                time.sleep(mode.console_idle_s)
-                idle = cpu_delta(a, cpu_sample(app.pid))
-                rss = rss_of(app.pid)
+                idle, rss = idle_reading(app.pid, idle_s)
         finally:
             app.stop()
+    return times, idle, rss
+
+
+def start_and_idle(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:
+    def place(k: int) -> tuple[Path, Path]:
+        d = ws.dir(f"console-start{k}")
+        return d, write_config(d / "batch_config.toml", DEFAULT_JOBS)
+
+    times, idle, rss = starts_and_idle(procs, place, mode.console_starts, mode.console_idle_s)
     t = median(times)
     log(f"console: filled table after {t:.2f} s (median of {len(times)}); idle {idle.percent:.2f} % CPU" if idle else "console: no idle figure")
     rows = [Row(f"{FIGURES['start'][0]} (median of {len(times)})", f"{t:.2f} s", target=FIGURES["start"][1], met=t <= 1.5,
                 notes=[f"console start: {', '.join(f'{x:.2f}' for x in times)} s"], raw={"times": times})]
     if idle is not None:
-        threads = ", ".join(f"{n} {w}" for n, _c, w in idle.per_thread[:6] if w)
         rows.append(Row(f"{FIGURES['idle'][0]}, {mode.console_idle_s:.0f} s: % / wakeups", f"{idle.percent:.2f} % / {idle.wakeups}",
                         target=FIGURES["idle"][1], met=idle.percent <= 2.0,
-                        notes=[f"console idle: RSS {mb(rss)}; wakeups by thread: {threads}"],
+                        notes=[f"console idle: RSS {mb(rss)}; wakeups by thread: {by_thread(idle)}"],
                         raw={"percent": idle.percent, "wakeups": idle.wakeups, "rss": rss}))
     return rows
 

@@ -9,24 +9,10 @@ from __future__ import annotations
 
 import time
 
-from bench.common import (
-    DEFAULT_JOBS,
-    PY,
-    CpuSample,
-    Daemon,
-    Mode,
-    Procs,
-    Row,
-    SpecLoop,
-    Workspace,
-    cpu_delta,
-    cpu_sample,
-    log,
-    mb,
-    ratio,
-    rss_of,
-    write_spec_config,
-)
+from bench.fixtures import DEFAULT_JOBS, Daemon, SpecLoop, write_spec_config
+from bench.probes import CpuSample, by_thread, cpu_delta, cpu_sample, rss_of
+from bench.procs import PY, Procs, Workspace
+from bench.report import Mode, Row, log, mb, ratio
 
 SETTLE = 2.0
 """Seconds after start before the window opens (start-up work, the first prune, are not idle)."""
@@ -61,7 +47,7 @@ class IdleProbe:
         spec = cpu_delta(self.a_spec, cpu_sample(self.spec.pid))
         ic_rss, spec_rss, bare_rss = rss_of(self.daemon.pid), rss_of(self.spec.pid), rss_of(self.bare.pid)
         try:
-            threads = ", ".join(f"{name} {w}" for name, _cpu, w in ic.per_thread if w)
+            threads = by_thread(ic, most=len(ic.per_thread))
         finally:
             self.daemon.stop()
             self.spec.stop()
@@ -72,7 +58,7 @@ class IdleProbe:
                 f"{ic.cpu_s * 1000:.1f} / {ic.wakeups}", f"{spec.cpu_s * 1000:.1f} / {spec.wakeups}",
                 ratio(ic.cpu_s, spec.cpu_s), "CPU ≤ baseline; wakeups ≈ 0",
                 ic.cpu_s <= spec.cpu_s,
-                [f"idle: insect-console wakeups by thread: {threads or 'none'}; psutil cpu_times: "
+                [f"idle: insect-console wakeups by thread: {threads}; psutil cpu_times: "
                  f"{ic.psutil_cpu_s * 1000:.0f} ms vs {spec.psutil_cpu_s * 1000:.0f} ms (10 ms ticks)"],
                 raw={"ic_cpu_s": ic.cpu_s, "ic_wakeups": ic.wakeups, "spec_cpu_s": spec.cpu_s, "spec_wakeups": spec.wakeups}),
             Row("idle RSS of the daemon (baseline: bare python importing schedule, psutil)",

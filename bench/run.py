@@ -1,8 +1,9 @@
 """Run the benchmarks and print one table: `python -m bench [--quick]` or `python bench/run.py`.
 
-The full mode takes about 8 minutes, `--quick` under 2. Progress goes to stderr, the table
-(Markdown, ready for the README) to stdout. Every process started is ended at the end, also on
-Ctrl-C or an error, and the temp dir is removed (`--keep` keeps it).
+The full mode takes about 15 minutes on a quiet machine, `--quick` about 6. Progress goes to
+stderr, the table (Markdown, ready for the README) to stdout. Every process started is ended at
+the end, also on Ctrl-C or an error, the pi group's cgroups are removed, and so is the temp dir
+(`--keep` keeps it).
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import FULL, QUICK, MachineLoad, Mode, Procs, Row, Workspace, loadavg, log, na_row  # noqa: E402
+from bench.probes import MachineLoad, loadavg  # noqa: E402
+from bench.fixtures import warm_bytecode  # noqa: E402
+from bench.procs import Procs, Workspace, use_bytecode_cache  # noqa: E402
+from bench.report import FULL, Mode, QUICK, Row, log, na_row  # noqa: E402
 
-GROUPS = ("scheduling", "idle", "list", "history", "output", "burst", "console")
+GROUPS = ("scheduling", "idle", "list", "history", "output", "burst", "console", "pi", "scale", "writes", "attached")
 
 ORDER = [
     "lateness of at-time jobs, headless",
@@ -31,11 +35,13 @@ ORDER = [
     "interval drift",
     "idle daemon",
     "idle RSS",
-    "`insect-console list`",
+    "`insect-console list` wall, median",
+    "`insect-console list` wall, full core",
     "console: start",
     "console idle CPU",
     "history CLI, newest",
     "history CLI, --job",
+    "history CLI, newest 50 of 1,000 records followed",
     "history in the console (h)",
     "history in the console, one",
     "output: a job",
@@ -43,6 +49,13 @@ ORDER = [
     "console RSS while",
     "burst: 2",
     "burst: first",
+    "¼ core: console start",
+    "¼ core: console idle",
+    "¼ core: idle daemon",
+    "¼ core: `insect-console list`",
+    "scale:",
+    "writes:",
+    "attached console",
 ]
 
 
@@ -99,7 +112,7 @@ def _guard(name: str, fn, rows: list[Row]):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer samples, shorter windows, smaller data (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer samples, shorter windows, smaller data (about 6 minutes)")
     parser.add_argument("--only", help=f"comma-separated groups to run: {','.join(GROUPS)}")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (configs, stamps, logs) for a look afterwards")
     parser.add_argument("--json", metavar="FILE", help="also write every figure's raw numbers to FILE")
@@ -110,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown group(s) {', '.join(sorted(unknown))}; the groups are {', '.join(GROUPS)}")
 
-    from bench import cli, console, idle, timing
+    from bench import attached, cli, console, idle, pi, quota, scale, timing, writes
 
     def on_term(_signum, _frame):
         raise KeyboardInterrupt
@@ -124,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     interrupted = False
     try:
+        use_bytecode_cache(ws.dir("pycache"))
+        log(f"bytecode of insect-console and its libraries compiled into the run's cache in {warm_bytecode(ws.root):.1f} s")
         if "scheduling" in groups:
             rows += _guard("scheduling", lambda: timing.scheduling_phase(ws, procs, mode), rows) or []
         probe = None
@@ -149,11 +164,22 @@ def main(argv: list[str] | None = None) -> int:
             rows += _guard("burst", lambda: timing.burst_phase(ws, procs, mode), rows) or []
         if "console" in groups:
             rows += _guard("console", lambda: console.console_rows(ws, procs, mode, history), rows) or []
+        if "pi" in groups:
+            rows += _guard("pi", lambda: pi.pi_rows(ws, procs, mode), rows) or []
+        if "scale" in groups:
+            rows += _guard("scale", lambda: scale.scale_rows(ws, procs, mode), rows) or []
+        if "writes" in groups:
+            rows += _guard("writes", lambda: writes.writes_rows(ws, procs, mode), rows) or []
+        if "attached" in groups:
+            rows += _guard("attached", lambda: attached.attached_rows(ws, procs, mode), rows) or []
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: ending every process started, then the table so far")
     finally:
         procs.end_all()
+        left = quota.remove_all()
+        if left:
+            log(f"warning: could not remove the cgroup(s) {', '.join(left)}")
         ws.cleanup()
     took = time.monotonic() - t0
     print(render(rows, mode, started, took, f"load average {load_start} at the start, {loadavg()} at the end; {whole.done()} over the run"))

@@ -15,27 +15,10 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import (
-    Daemon,
-    MachineLoad,
-    child_env,
-    Mode,
-    Procs,
-    Row,
-    SpecLoop,
-    Workspace,
-    hhmmss,
-    log,
-    ms,
-    percentile,
-    ratio,
-    read_stamps,
-    sleep_until,
-    stamp_command,
-    wait_until,
-    write_config,
-    write_spec_config,
-)
+from bench.fixtures import Daemon, SpecLoop, hhmmss, read_stamps, stamp_command, write_config, write_spec_config
+from bench.probes import MachineLoad
+from bench.procs import Procs, Workspace, child_env, sleep_until, wait_until
+from bench.report import Mode, Row, log, ms, percentile, ratio
 
 LEAD = 4.0
 """Seconds between writing the configs and the first due time (the daemon starts in < 1 s)."""
