@@ -1,7 +1,7 @@
 """What insect-console and the baseline are run on: configs, job commands, the daemon, the spec's loop.
 
 These build the things a figure measures. They are the benchmark's own, not the test suite's
-builders (tests/helpers.py): configs are written from dicts with tomli_w, as the figures build
+builders (tests/helpers.py): configs are written from dicts with tomlkit, as the figures build
 hundreds of jobs at a time, and `Daemon` runs under `Procs` (ended on Ctrl-C) and knows when it
 is ready; a figure times what it does.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import psutil
-import tomli_w
+import tomlkit
 
 from bench.procs import PY, Procs, child_env
 
@@ -27,7 +27,7 @@ from bench.procs import PY, Procs, child_env
 # -- bytecode ----------------------------------------------------------------------
 
 WARM_IMPORTS = ("insect_console.cli", "insect_console.engine", "insect_console.daemon", "insect_console.history", "insect_console.remote",
-                "insect_console.app", "textual.app", "schedule", "psutil", "tomllib", "tomli_w", "json", "subprocess")
+                "insect_console.app", "textual.app", "schedule", "psutil", "tomllib", "tomlkit", "json", "subprocess")
 
 
 def warm_bytecode(cwd: Path) -> float:
@@ -61,7 +61,7 @@ def write_config(path: Path, jobs: list[dict[str, Any]], **settings: Any) -> Pat
     doc: dict[str, Any] = {"jobs": jobs}
     if settings:
         doc = {"settings": settings, "jobs": jobs}
-    path.write_text(tomli_w.dumps(doc))
+    path.write_text(tomlkit.dumps(doc))
     os.chmod(path, 0o600)
     return path
 
