@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import psutil
-import tomli_w
+import tomlkit
 
 PY = sys.executable
 TAG_ENV = "INSECT_TEST_TAG"
@@ -49,12 +49,10 @@ def job(name: str, command: str = "true", schedule_type: str = "interval", sched
 
 
 def write_config(base: Path, jobs: Iterable[dict[str, Any]] = (), settings: dict[str, Any] | None = None, rel: str = CONFIG_REL) -> Path:
-    """A private TOML config (file 0600, its directory 0700) at `base / rel`, written with tomli_w
-    as a person would write it; returns its path. `rel` places it elsewhere than config/.
-
-    tomli_w puts jobs that fit on one line into an inline `jobs = [...]` array, where the engine
-    names no line for a bad job; a test of line numbers, comments or broken TOML writes its own
-    text."""
+    """A private TOML config (file 0600, its directory 0700) at `base / rel`, written as a person
+    would write it (a `[settings]` table, one `[[jobs]]` table per job, by tomlkit); returns its
+    path. `rel` places it elsewhere than config/. A test of comments or broken TOML writes its
+    own text."""
     path = base / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
@@ -62,7 +60,7 @@ def write_config(base: Path, jobs: Iterable[dict[str, Any]] = (), settings: dict
     if settings:
         doc["settings"] = settings
     doc["jobs"] = list(jobs)
-    path.write_text(tomli_w.dumps(doc))
+    path.write_text(tomlkit.dumps(doc))
     os.chmod(path, 0o600)
     return path
 
