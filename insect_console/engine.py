@@ -34,6 +34,7 @@ from insect_console.runslots import RunSlot, RunSlots
 from insect_console.scheduling import JobScheduler
 from insect_console.state import StateStore, last_runs, record_finished, record_skipped, running_entry
 from insect_console.surface import ActiveRun, JobStatus, job_statuses, status_from_files
+from insect_console.triggers import aware
 from insect_console.watch import Watcher, get_watcher
 
 log = logging.getLogger("insect_console.engine")
@@ -178,7 +179,8 @@ class Engine(LocalFiles):
         while not self._stopping.is_set():
             self._wake.clear()
             wall, mono = self.clock.now(), self.clock.monotonic()
-            jump = (wall - last_wall).total_seconds() - (mono - last_mono)
+            # compared as instants: the hour a DST change adds or removes is not a jump
+            jump = (aware(wall) - aware(last_wall)).total_seconds() - (mono - last_mono)
             last_wall, last_mono = wall, mono
             if abs(jump) > CLOCK_JUMP:
                 self._on_clock_jump(jump)

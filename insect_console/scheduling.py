@@ -1,14 +1,11 @@
-"""Due times, computed by a private `schedule.Scheduler` on an injectable clock.
+"""Which job is due when: a JobScheduler asks each job's trigger (see triggers/) on an
+injectable clock, and keeps one next due time per job.
 
 The engine never polls in a one-second loop: it asks `seconds_until_next()`, sleeps until a
 moment before that (or until woken), takes the jobs due by then with `peek_due()`, starts them,
-then moves them on with `move_on()`.
-
-Two corrections to `schedule`'s own behaviour:
-- interval jobs keep their grid: the next run is the previous due time plus the interval (not
-  "now" plus the interval), so lateness never accumulates; missed periods are skipped, not
-  caught up one by one;
-- `"sunday"` means Sunday 00:00, not the time of day the daemon happened to start.
+then moves them on with `move_on()`, which asks each trigger for the due time after the one
+just taken. Times at this class's edge are the engine's naive local times; inside they are
+aware, so a DST change is neither a clock jump nor a duplicate run.
 """
 
 from __future__ import annotations
@@ -20,10 +17,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-import schedule
-
-from insect_console.clock import Clock, SystemClock, use_clock
+from insect_console.clock import Clock, SystemClock
 from insect_console.jobs import Job, When
+from insect_console.triggers import Movable, Site, Trigger, aware, first_due, naive_local
 
 log = logging.getLogger(__name__)
 
@@ -32,67 +28,38 @@ RESET_JUMP = 3 * 3600
 """A wall-clock jump larger than this resets fixed-time jobs instead of catching up (cronie's rule)."""
 
 
-class GridJob(schedule.Job):
-    """A `schedule.Job` whose interval runs stay on the grid of their first due time."""
+@dataclass
+class _Entry:
+    """One scheduled job: its schedule (to see whether a sync changed it), trigger, next due
+    time and the due time last taken (aware)."""
 
-    def _schedule_next_run(self) -> None:
-        if self.at_time is None and self.start_day is None and self.next_run is not None:
-            period = dt.timedelta(**{self.unit: self.interval})
-            now = schedule.datetime.datetime.now()  # the injected clock, see clock.use_clock
-            self.next_run = _next_on_grid(self.next_run, period, now)
-            return
-        super()._schedule_next_run()
-
-
-def _next_on_grid(anchor: dt.datetime, period: dt.timedelta, now: dt.datetime) -> dt.datetime:
-    """The first `anchor + k * period` after `now` (k ≥ 1); an anchor in the future is used as is."""
-    if anchor > now:
-        return min(anchor, now + period)
-    return anchor + period * ((now - anchor) // period + 1)
+    when: When
+    trigger: Trigger
+    next_run: dt.datetime | None
+    previous: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
 class Due:
-    """A job found due by `peek_due`: its name, due time, and the `schedule` job to move on."""
+    """A job found due by `peek_due`: its name, due time (naive local), and its entry then."""
 
     name: str
     at: dt.datetime
-    job: schedule.Job = field(repr=False, compare=False)
-
-
-class _FixedNow:
-    """A clock stopped at one instant: a job is moved on as if run exactly when due.
-
-    Without it, a fixed-time job taken 20 ms early would be scheduled for the same time again.
-    """
-
-    def __init__(self, at: dt.datetime) -> None:
-        self._at = at
-
-    def now(self) -> dt.datetime:
-        return self._at
-
-
-def _nothing() -> None:
-    pass
-
-
-class _PrivateScheduler(schedule.Scheduler):
-    def every(self, interval: int = 1) -> GridJob:
-        return GridJob(interval, self)
+    job: _Entry = field(repr=False, compare=False)
+    due: dt.datetime | None = field(default=None, repr=False, compare=False)
 
 
 class JobScheduler:
     """Which job is due when. Holds no processes and no threads: the engine drives it."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, site: Site | None = None) -> None:
         self.clock = clock or SystemClock()
-        self._scheduler = _PrivateScheduler()
-        self._entries: dict[str, tuple[When, GridJob]] = {}
+        self.site = site or Site()
+        self._entries: dict[str, _Entry] = {}
         self._lock = threading.RLock()  # the loop thread and a console's reload both use it
 
-    def _ctx(self):
-        return use_clock(self.clock)
+    def _now(self) -> dt.datetime:
+        return aware(self.clock.now())
 
     def _locked(method):  # noqa: N805 - a decorator used in this class body only
         @functools.wraps(method)
@@ -103,51 +70,47 @@ class JobScheduler:
         return wrapper
 
     @_locked
-    def sync(self, jobs: Iterable[Job], anchors: Mapping[str, dt.datetime] | None = None) -> None:
+    def sync(self, jobs: Iterable[Job], anchors: Mapping[str, dt.datetime] | None = None, site: Site | None = None) -> None:
         """Schedule the enabled jobs; a job whose schedule did not change keeps its next run.
 
-        `anchors` (last start per job) put a new interval job back on the grid of its last run,
-        so a restart does not push it a whole interval later: next = anchor + k * interval.
+        `anchors` (last start per job, naive local) put a new interval job back on the grid of
+        its last run, so a restart does not push it a whole interval later. A new `site` (time
+        zone, place) reschedules every job.
         """
+        if site is not None and site != self.site:
+            self.site = site
+            self._entries.clear()
         wanted: dict[str, When] = {job.name: job.when for job in jobs if job.enabled}
-        with self._ctx():
-            for name in list(self._entries):
-                if name not in wanted or self._entries[name][0] != wanted[name]:
-                    self._scheduler.cancel_job(self._entries.pop(name)[1])
-            for name, when in wanted.items():
-                if name not in self._entries:
-                    job = self._build(name, when)
-                    anchor = (anchors or {}).get(name)
-                    if when.kind == "interval" and anchor is not None:
-                        job.next_run = _next_on_grid(anchor, dt.timedelta(seconds=when.seconds or 1), self.clock.now())
-                    self._entries[name] = (when, job)
+        for name in list(self._entries):
+            if name not in wanted or self._entries[name].when != wanted[name]:
+                del self._entries[name]
+        now = self._now()
+        for name, when in wanted.items():
+            if name not in self._entries:
+                anchor = (anchors or {}).get(name)
+                self._entries[name] = self._build(when, now, aware(anchor) if anchor is not None else None)
 
-    def _build(self, name: str, when: When) -> GridJob:
-        if when.kind == "interval":
-            job = self._scheduler.every(when.seconds).seconds
-        elif when.kind == "daily":
-            job = self._scheduler.every().day.at(when.at)
-        else:
-            job = getattr(self._scheduler.every(), when.weekday).at(when.at)
-        return job.do(_nothing).tag(name)  # the engine runs jobs; `schedule` only keeps time
+    def _build(self, when: When, now: dt.datetime, anchor: dt.datetime | None = None) -> _Entry:
+        trigger, first = first_due(when, self.site, now, anchor)
+        return _Entry(when, trigger, first)
 
     @_locked
     def next_run(self, name: str) -> dt.datetime | None:
         entry = self._entries.get(name)
-        return entry[1].next_run if entry else None
+        return naive_local(entry.next_run) if entry and entry.next_run is not None else None
 
     @_locked
     def published(self) -> dict[str, str]:
         """The next runs as the state file keeps them for other processes (`list`)."""
-        return {name: job.next_run.isoformat(timespec="seconds") for name, (_, job) in self._entries.items() if job.next_run is not None}
+        return {name: naive_local(e.next_run).isoformat(timespec="seconds") for name, e in self._entries.items() if e.next_run is not None}
 
     @_locked
     def seconds_until_next(self) -> float | None:
         """Seconds until the earliest due time (≤ 0 when something is due), None if nothing is scheduled."""
-        runs = [job.next_run for _, job in self._entries.values() if job.next_run is not None]
+        runs = [e.next_run for e in self._entries.values() if e.next_run is not None]
         if not runs:
             return None
-        return (min(runs) - self.clock.now()).total_seconds()
+        return (min(runs) - self._now()).total_seconds()
 
     @_locked
     def due(self) -> list[str]:
@@ -163,8 +126,9 @@ class JobScheduler:
         The engine looks a little ahead (`until` = now + its lead) so it can prepare a run
         before its due instant, and starts a burst's first job before rescheduling the rest.
         """
-        due = [Due(name, job.next_run, job) for name, (_, job) in self._entries.items() if job.next_run is not None and job.next_run <= until]
-        due.sort(key=lambda d: d.at)
+        limit = aware(until)
+        due = [Due(name, naive_local(e.next_run), e, e.next_run) for name, e in self._entries.items() if e.next_run is not None and e.next_run <= limit]
+        due.sort(key=lambda d: d.due)
         return due
 
     @_locked
@@ -173,12 +137,13 @@ class JobScheduler:
 
         A job changed or removed by a `sync` in between is left as the sync made it.
         """
+        now = self._now()
         for d in taken:
             entry = self._entries.get(d.name)
-            if entry is None or entry[1] is not d.job or d.job.next_run != d.at:
+            if entry is None or entry is not d.job or entry.next_run != d.due:
                 continue
-            with use_clock(_FixedNow(max(d.at, self.clock.now()))):
-                d.job.run()  # schedule's own bookkeeping: last_run, then _schedule_next_run()
+            entry.previous = entry.next_run
+            entry.next_run = entry.trigger.next_fire(entry.previous, max(entry.previous, now))
 
     @_locked
     def on_clock_jump(self, seconds: float) -> str:
@@ -192,32 +157,36 @@ class JobScheduler:
         that applied, in words, for the log.
         """
         shift = dt.timedelta(seconds=seconds)
-        with self._ctx():
-            for name, (when, job) in list(self._entries.items()):
-                if when.kind == "interval":
-                    if job.next_run is not None:
-                        job.next_run += shift
-                elif abs(seconds) > RESET_JUMP:
-                    self._scheduler.cancel_job(job)
-                    self._entries[name] = (when, self._build(name, when))
+        now = self._now()
+        for name, entry in list(self._entries.items()):
+            if isinstance(entry.trigger, Movable):
+                entry.trigger = entry.trigger.moved(shift)
+                entry.next_run = entry.next_run + shift if entry.next_run is not None else None
+                entry.previous = entry.previous + shift if entry.previous is not None else None
+            elif abs(seconds) > RESET_JUMP:
+                self._entries[name] = self._build(entry.when, now)
         if abs(seconds) > RESET_JUMP:
             return "fixed-time jobs reset"
         return "missed fixed times run once" if seconds > 0 else "no fixed time runs twice"
 
 
-def upcoming(job: Job, clock: Clock | None = None, anchors: Mapping[str, dt.datetime] | None = None, count: int = 1) -> list[dt.datetime]:
-    """The next `count` due times of `job` if a scheduler started now (for `list` without a
-    daemon, and the form's preview); none for a disabled job."""
-    preview = JobScheduler(clock)
+def upcoming(job: Job, clock: Clock | None = None, anchors: Mapping[str, dt.datetime] | None = None, count: int = 1,
+             site: Site | None = None) -> list[dt.datetime]:
+    """The next `count` due times of `job` (naive local) if a scheduler started now (for `list`
+    without a daemon, and the form's preview); none for a disabled job."""
+    preview = JobScheduler(clock, site)
     preview.sync([job], anchors=anchors)
+    entry = preview._entries.get(job.name)
     out: list[dt.datetime] = []
-    while len(out) < count and (when := preview.next_run(job.name)) is not None:
-        out.append(when)
-        preview.move_on(preview.peek_due(when))
+    when = entry.next_run if entry else None
+    while when is not None and len(out) < count:
+        out.append(naive_local(when))
+        when = entry.trigger.next_fire(when, when)
     return out
 
 
-def next_run_preview(job: Job, clock: Clock | None = None, anchors: Mapping[str, dt.datetime] | None = None) -> dt.datetime | None:
+def next_run_preview(job: Job, clock: Clock | None = None, anchors: Mapping[str, dt.datetime] | None = None,
+                     site: Site | None = None) -> dt.datetime | None:
     """When `job` would next run if a scheduler started now."""
-    runs = upcoming(job, clock, anchors)
+    runs = upcoming(job, clock, anchors, site=site)
     return runs[0] if runs else None
