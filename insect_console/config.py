@@ -18,7 +18,7 @@ import tomli_w
 
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
 from insect_console.fileio import atomic_write, check_private_file, locked
-from insect_console.jobs import Job, make_job
+from insect_console.jobs import Job, check_place, make_job
 
 DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
 SCHEDULER_LOCK = "scheduler.lock"
@@ -47,6 +47,10 @@ class Settings:
     output_keep_days: int = setting(30, "days per-run output files are kept ...")
     output_max_mb: int = setting(1024, "... and their total size at most, in MiB (oldest removed first)")
     output_max_run_mb: int = setting(64, "MiB of output one run's file may hold (cut, with a note, beyond)")
+    latitude: float | None = setting(None, "the station's latitude in degrees, north positive (-90 to 90); needed by sun schedules and windows")
+    longitude: float | None = setting(None, "the station's longitude in degrees, east positive (-180 to 180); needed with latitude")
+    elevation: float = setting(0.0, "metres above sea level (the sun rises earlier seen from up high)")
+    timezone: str = setting("", "IANA time zone fixed times follow (daily, weekly, cron, sun, windows), e.g. Europe/Berlin; empty: the system's")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
@@ -56,6 +60,9 @@ class Settings:
             if key not in fields:
                 raise ValidationError(f"settings.{key}", f"is not a setting; the settings are {', '.join(fields)}")
             default = fields[key].default
+            if key in _PLACE:
+                values[key] = _place_setting(key, value)
+                continue
             if isinstance(default, int):
                 if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "kill_grace" else 1):
                     raise ValidationError(f"settings.{key}", f"must be a whole number ≥ {0 if key == 'kill_grace' else 1}, not {value!r}")
@@ -70,7 +77,8 @@ class Settings:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """As the config file holds it: a setting that is not set (None) is left out."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
     @classmethod
     def documented(cls) -> list[tuple[str, Any, str]]:
@@ -78,7 +86,31 @@ class Settings:
         return [(f.name, f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)]
 
 
+_PLACE = {"latitude": 90, "longitude": 180, "elevation": None, "timezone": None}
+
+
+def _place_setting(key: str, value: Any) -> Any:
+    """The station's place and zone: numbers in range, a time zone that exists."""
+    if key == "timezone":
+        if not isinstance(value, str):
+            raise ValidationError("settings.timezone", f"must be text, not {value!r}")
+        from insect_console.triggers.base import zone_named
+
+        zone_named(value)  # ValidationError for a zone that does not exist
+        return value.strip()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(f"settings.{key}", f"must be a number of {'metres' if key == 'elevation' else 'degrees'}, not {value!r}")
+    limit = _PLACE[key]
+    if limit is not None and not -limit <= value <= limit:
+        raise ValidationError(f"settings.{key}", f"{value!r} is outside ±{limit}; use degrees from -{limit} to {limit}")
+    if limit is None and not -500 <= value <= 9000:
+        raise ValidationError(f"settings.{key}", f"{value!r} is not an elevation on Earth; use metres from -500 to 9000")
+    return float(value)
+
+
 def _toml_value(value: Any) -> str:
+    if value is None:
+        return "(unset)"
     return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
 
 
@@ -117,6 +149,7 @@ class Config:
 
     def with_job(self, job: Job, replace: str | None = None) -> "Config":
         """Add `job`, or put it in place of the job named `replace` (keeping its position)."""
+        check_place(job, self.settings.latitude, self.settings.longitude)
         if replace is None:
             if job.name in self.names():
                 raise ValidationError("name", f"a job named {job.name!r} already exists")
@@ -145,12 +178,17 @@ _TOML_HEADER = """\
 # Each [[jobs]] table is one job:
 #   name           unique; letters, digits, _ - . (1-64)
 #   command        program and arguments, run without a shell unless shell = true
-#   schedule_type  "interval" | "daily" | "weekly"
+#   schedule_type  "interval" | "daily" | "weekly" | "cron" | "sun" | "boot"
 #   schedule_time  interval: "3600" (seconds), "90s", "15m", "1h"
 #                  daily:    "02:00" or "02:00:30"
 #                  weekly:   "sunday" (= Sunday 00:00) or "sun 03:00"
+#                  cron:     "*/10 5-21 * * 1-5", "@hourly", "@daily", "@weekly"
+#                  sun:      "sunset+00:30", "dawn-15m", "sunrise" (needs latitude, longitude)
+#                  boot:     "5m" (once per boot of the machine, that long after it)
 #   enabled        true | false
-#   optional:      timeout (seconds), shell (bool), cwd (directory), env (table)
+#   optional:      timeout (seconds), shell (bool), cwd (directory), env (table),
+#                  window = "sunset+30m..sunrise-1h" or "21:00..05:00" (interval and cron jobs),
+#                  jitter = "5m" (a random delay in [0, 5m) on each due time)
 # Run state (last run, status, failures) is kept in a separate .state.json file.
 # This file is rewritten by `insect-console add/edit/...`: comments other than this header are not kept.
 
@@ -246,6 +284,7 @@ class ConfigStore:
                 raise ConfigError(prefix + "must be a table")
             try:
                 job = make_job(item)
+                check_place(job, settings.latitude, settings.longitude)
             except ValidationError as e:
                 raise ConfigError(prefix + str(e)) from None
             if job.name in seen:

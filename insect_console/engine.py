@@ -32,9 +32,10 @@ from insect_console.retention import LogKeeper
 from insect_console.runner import JobRun
 from insect_console.runslots import RunSlot, RunSlots
 from insect_console.scheduling import JobScheduler
-from insect_console.state import StateStore, last_runs, record_finished, record_skipped, running_entry
+from insect_console.state import StateStore, last_runs, ran_this_boot, record_finished, record_skipped, running_entry
+from insect_console.station import read_boot
 from insect_console.surface import ActiveRun, JobStatus, job_statuses, status_from_files
-from insect_console.triggers import aware
+from insect_console.triggers import Boot, aware
 from insect_console.watch import Watcher, get_watcher
 
 log = logging.getLogger("insect_console.engine")
@@ -58,12 +59,15 @@ class Engine(LocalFiles):
     attached = False
     daemon_pid: int | None = None
 
-    def __init__(self, config_path: Path | str = DEFAULT_CONFIG_PATH, *, base_dir: Path | str | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, config_path: Path | str = DEFAULT_CONFIG_PATH, *, base_dir: Path | str | None = None, clock: Clock | None = None,
+                 boot: Boot | None = None) -> None:
         self.store = ConfigStore(config_path, base_dir)
         self.config: Config = self.store.load(create=True)
         self.state = StateStore(self.store.state_path, self.store.runtime_dir / "state.lock")
         self.clock = clock or SystemClock()
-        self.scheduler = JobScheduler(self.clock)
+        self.boot = boot or read_boot(self.clock)
+        """This boot of the machine (read once: boot jobs run once per boot)."""
+        self.scheduler = JobScheduler(self.clock, self.site())
         self.events = EventBus()
         self.history_log = HistoryWriter(lambda: self.log_dir)
         self.log_keeper = LogKeeper(lambda: self.log_dir, lambda: self.settings, self._protected_outputs)
@@ -103,7 +107,9 @@ class Engine(LocalFiles):
         self.state.seed(self._legacy_state)
         self.recover_interrupted()
         since = (self.clock.now(), self.clock.monotonic())  # a jump from here on is one the loop sees
-        self.scheduler.sync(self.config.jobs, anchors=last_runs(self.state.read(), self._legacy_state))
+        state = self.state.read()
+        self.scheduler.sync(self.config.jobs, anchors=last_runs(state, self._legacy_state), site=self.site(),
+                            done_this_boot=ran_this_boot(state, self.boot.id))
         self.state.try_update(self._publish_next_runs)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.max_parallel, thread_name_prefix="run")
         self._watcher = get_watcher(self.store.path.parent, {self.store.path.name}, lambda _name: self.request_reload())
@@ -165,7 +171,7 @@ class Engine(LocalFiles):
             return
         if config != self.config:
             self.config = config
-            self.scheduler.sync(config.jobs)
+            self.scheduler.sync(config.jobs, site=self.site())
             self._wake.set()  # a new or moved job may be due before the loop's current sleep ends
             if self.running:
                 self.state.try_update(self._publish_next_runs)
@@ -290,7 +296,7 @@ class Engine(LocalFiles):
         state = self.state.read()
         if self.running:
             return job_statuses(self.config.jobs, state, lambda job: self.scheduler.next_run(job.name), self._legacy_state)
-        return status_from_files(self.store, self.config, state, self.clock, self._legacy_state)
+        return status_from_files(self.store, self.config, state, self.clock, self._legacy_state, self.site())
 
     # -- one run, start to record -------------------------------------------
 
@@ -394,4 +400,6 @@ class Engine(LocalFiles):
     def _publish_next_runs(self, state: dict[str, Any]) -> None:
         """Put the scheduler's next runs in the state, for `list` and other processes to show."""
         state["next_runs"] = self.scheduler.published()
+        for name in self.scheduler.ran_this_boot():  # so a daemon restarted in this boot does not run them again
+            state.setdefault("boot_runs", {})[name] = self.boot.id
 

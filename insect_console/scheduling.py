@@ -70,13 +70,16 @@ class JobScheduler:
         return wrapper
 
     @_locked
-    def sync(self, jobs: Iterable[Job], anchors: Mapping[str, dt.datetime] | None = None, site: Site | None = None) -> None:
+    def sync(self, jobs: Iterable[Job], anchors: Mapping[str, dt.datetime] | None = None, site: Site | None = None,
+             done_this_boot: Iterable[str] = ()) -> None:
         """Schedule the enabled jobs; a job whose schedule did not change keeps its next run.
 
         `anchors` (last start per job, naive local) put a new interval job back on the grid of
         its last run, so a restart does not push it a whole interval later. A new `site` (time
-        zone, place) reschedules every job.
+        zone, place, boot) reschedules every job. `done_this_boot`: boot jobs that already ran
+        in this boot of the machine (from the state), so a daemon restart does not run them again.
         """
+        done = set(done_this_boot)
         if site is not None and site != self.site:
             self.site = site
             self._entries.clear()
@@ -88,11 +91,22 @@ class JobScheduler:
         for name, when in wanted.items():
             if name not in self._entries:
                 anchor = (anchors or {}).get(name)
-                self._entries[name] = self._build(when, now, aware(anchor) if anchor is not None else None)
+                self._entries[name] = self._build(name, when, now, aware(anchor) if anchor is not None else None, name in done)
 
-    def _build(self, when: When, now: dt.datetime, anchor: dt.datetime | None = None) -> _Entry:
-        trigger, first = first_due(when, self.site, now, anchor)
+    def _build(self, name: str, when: When, now: dt.datetime, anchor: dt.datetime | None = None, done: bool = False) -> _Entry:
+        trigger, first = first_due(when, self.site, now, anchor, name, done)
         return _Entry(when, trigger, first)
+
+    @_locked
+    def trigger(self, name: str) -> Trigger | None:
+        """The trigger of a scheduled job (for previews that explain a due time)."""
+        entry = self._entries.get(name)
+        return entry.trigger if entry else None
+
+    @_locked
+    def ran_this_boot(self) -> list[str]:
+        """Boot jobs taken since this scheduler started: the engine notes the boot id in the state."""
+        return [name for name, e in self._entries.items() if e.when.kind == "boot" and e.previous is not None]
 
     @_locked
     def next_run(self, name: str) -> dt.datetime | None:
@@ -164,29 +178,54 @@ class JobScheduler:
                 entry.next_run = entry.next_run + shift if entry.next_run is not None else None
                 entry.previous = entry.previous + shift if entry.previous is not None else None
             elif abs(seconds) > RESET_JUMP:
-                self._entries[name] = self._build(entry.when, now)
+                self._entries[name] = self._build(name, entry.when, now, done=entry.when.kind == "boot" and entry.previous is not None)
         if abs(seconds) > RESET_JUMP:
             return "fixed-time jobs reset"
         return "missed fixed times run once" if seconds > 0 else "no fixed time runs twice"
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A job's next due times as a scheduler starting now would have them (aware), with what
+    each comes from ("sunset 21:43:05 on 2026-06-20, +30m") and why days were skipped."""
+
+    times: list[dt.datetime]
+    notes: list[str]
+    """One per due time: what it comes from, or ""."""
+    skipped: list[str]
+    """Days without a due time up to the last one shown ("no sunset from ... to ... at 69.6°N 18.9°E")."""
+
+
+def preview(job: Job, clock: Clock | None = None, anchors: Mapping[str, dt.datetime] | None = None, count: int = 1,
+            site: Site | None = None, done_this_boot: Iterable[str] = ()) -> Preview:
+    """The next `count` due times of `job` if a scheduler started now; none for a disabled job."""
+    from insect_console.triggers import explain, missing
+
+    scheduler = JobScheduler(clock, site)
+    scheduler.sync([job], anchors=anchors, done_this_boot=done_this_boot)
+    entry = scheduler._entries.get(job.name)
+    times: list[dt.datetime] = []
+    when = entry.next_run if entry else None
+    while when is not None and len(times) < count:
+        times.append(when)
+        when = entry.trigger.next_fire(when, when)
+    if entry is None:
+        return Preview([], [], [])
+    zone = scheduler.site.zone
+    start = scheduler._now().astimezone(zone).date()
+    end = (times[-1] if times else scheduler._now() + dt.timedelta(days=400)).astimezone(zone).date()
+    return Preview(times, [explain(entry.trigger, t) for t in times], missing(entry.trigger, start, end))
+
+
 def upcoming(job: Job, clock: Clock | None = None, anchors: Mapping[str, dt.datetime] | None = None, count: int = 1,
-             site: Site | None = None) -> list[dt.datetime]:
+             site: Site | None = None, done_this_boot: Iterable[str] = ()) -> list[dt.datetime]:
     """The next `count` due times of `job` (naive local) if a scheduler started now (for `list`
     without a daemon, and the form's preview); none for a disabled job."""
-    preview = JobScheduler(clock, site)
-    preview.sync([job], anchors=anchors)
-    entry = preview._entries.get(job.name)
-    out: list[dt.datetime] = []
-    when = entry.next_run if entry else None
-    while when is not None and len(out) < count:
-        out.append(naive_local(when))
-        when = entry.trigger.next_fire(when, when)
-    return out
+    return [naive_local(t) for t in preview(job, clock, anchors, count, site, done_this_boot).times]
 
 
 def next_run_preview(job: Job, clock: Clock | None = None, anchors: Mapping[str, dt.datetime] | None = None,
-                     site: Site | None = None) -> dt.datetime | None:
+                     site: Site | None = None, done_this_boot: Iterable[str] = ()) -> dt.datetime | None:
     """When `job` would next run if a scheduler started now."""
-    runs = upcoming(job, clock, anchors, site=site)
+    runs = upcoming(job, clock, anchors, site=site, done_this_boot=done_this_boot)
     return runs[0] if runs else None

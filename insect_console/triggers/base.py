@@ -5,7 +5,8 @@ the next due time. It holds no thread, does no I/O and never reads a clock: the 
 it, and a test asks it with any two datetimes it likes. Everything a trigger needs besides the
 schedule itself (the time zone, the station's place, the boot time) is given to it as data.
 
-Times are aware datetimes. The engine's clock is naive local system time (what the spec's
+Times are aware datetimes; triggers answer in UTC (and take any zone): two aware times in the
+same zone compare by their wall clocks, which is wrong in an autumn night's repeated hour. The engine's clock is naive local system time (what the spec's
 `schedule` library uses), so the scheduler converts at its edge with `aware()` and
 `naive_local()`; triggers compute in the station's zone (`Site.zone`), where the local
 clock's DST rules live. That keeps a DST change out of the engine's clock-jump check and
@@ -40,10 +41,15 @@ class Movable(Protocol):
         """The same trigger with every due time `delta` later."""
 
 
+def utc(when: dt.datetime | None) -> dt.datetime | None:
+    """An aware time in UTC (None stays None)."""
+    return None if when is None else when.astimezone(UTC)
+
+
 def due_times(trigger: Trigger, after: dt.datetime, until: dt.datetime, limit: int = 100_000) -> Iterator[dt.datetime]:
     """Every due time of `trigger` in (`after`, `until`], earliest first (for catching up runs
     missed while the station was off). Stops after `limit` times."""
-    previous = after
+    previous, until = utc(after), utc(until)
     for _ in range(limit):
         when = trigger.next_fire(previous, previous)
         if when is None or when > until:
@@ -55,12 +61,33 @@ def due_times(trigger: Trigger, after: dt.datetime, until: dt.datetime, limit: i
 
 
 @dataclass(frozen=True)
+class Boot:
+    """This boot of the machine: the kernel's boot id and when it booted (aware)."""
+
+    id: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
 class Site:
     """What triggers need to know about the station besides the schedule: data, never I/O.
 
-    `zone` is the station's time zone (settings.timezone, else the system's)."""
+    `zone` is the station's time zone (settings.timezone, else the system's); `latitude`,
+    `longitude` (degrees) and `elevation` (metres) place it for the sun; `boot` is this boot of
+    the machine; `seed` makes one station's jitter differ from another's (the machine id)."""
 
     zone: dt.tzinfo = field(default_factory=lambda: system_zone())
+    latitude: float | None = None
+    longitude: float | None = None
+    elevation: float = 0.0
+    boot: Boot | None = None
+    seed: str = ""
+
+    @property
+    def place(self) -> str:
+        """ "78.2°N 15.6°E", for saying why a day has no sunset."""
+        lat, lon = self.latitude or 0.0, self.longitude or 0.0
+        return f"{abs(lat):.1f}°{'N' if lat >= 0 else 'S'} {abs(lon):.1f}°{'E' if lon >= 0 else 'W'}"
 
 
 def system_zone() -> dt.tzinfo:
@@ -71,6 +98,21 @@ def system_zone() -> dt.tzinfo:
         return tzlocal.get_localzone()
     except Exception:  # an unreadable or odd local zone: UTC, as the system's own clock falls back
         return UTC
+
+
+def zone_named(name: str) -> dt.tzinfo:
+    """settings.timezone as a zone: an IANA name, or "" for the system's."""
+    if not name.strip():
+        return system_zone()
+    import zoneinfo
+
+    from insect_console.errors import ValidationError
+
+    try:
+        return zoneinfo.ZoneInfo(name.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("settings.timezone", f"{name!r} is not a time zone; use an IANA name such as Europe/Berlin "
+                              "(timedatectl list-timezones), or \"\" for the system's") from None
 
 
 def aware(naive_local: dt.datetime) -> dt.datetime:

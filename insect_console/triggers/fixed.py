@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import schedule
 
 from insect_console.clock import FixedNow, use_clock
-from insect_console.triggers.base import at_wall, wall
+from insect_console.triggers.base import at_wall, utc, wall
 
 _TINY = dt.timedelta(microseconds=1)
 
@@ -41,12 +41,13 @@ class FixedTimeTrigger:
         return job.next_run
 
     def next_fire(self, previous: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+        previous, now = utc(previous), utc(now)
         strict = previous is not None and previous >= now
         start = previous if strict else now
         cursor = wall(start, self.zone) - (dt.timedelta(0) if strict else _TINY)
         while True:
             cursor = self._wall_after(cursor)
-            when = at_wall(cursor, self.zone)
+            when = utc(at_wall(cursor, self.zone))
             # on the autumn day a wall time can map to an instant before `start` (start in the
             # repeated hour's second pass): then the next wall time is the answer
             if when > start or (when == start and not strict):

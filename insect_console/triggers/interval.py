@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
+from insect_console.triggers.base import utc
+
 
 @dataclass(frozen=True)
 class IntervalTrigger:
@@ -18,11 +20,13 @@ class IntervalTrigger:
     """A due time of the grid (aware)."""
 
     def next_fire(self, previous: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+        previous, now = utc(previous), utc(now)
         floor = now if previous is None or previous < now else previous
-        when = self.origin - self.period * ((self.origin - floor) // self.period)  # first grid point ≥ floor
+        origin = utc(self.origin)  # arithmetic on UTC: on a zone's clock it would be wall-clock arithmetic
+        when = origin - self.period * ((origin - floor) // self.period)  # first grid point ≥ floor
         if previous is not None and when <= previous:
             when += self.period
-        return when
+        return utc(when)
 
     def moved(self, delta: dt.timedelta) -> "IntervalTrigger":
         return replace(self, origin=self.origin + delta)

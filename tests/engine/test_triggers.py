@@ -109,8 +109,8 @@ def test_daily_over_a_year_in_berlin_once_a_day_on_the_local_clock(at):
     start = dt.datetime(2026, 1, 1, tzinfo=BERLIN)
     got = list(due_times(trig, start, start + dt.timedelta(days=365)))
     expected = [first_existing(dt.datetime.combine(start.date() + dt.timedelta(days=i), dt.time(hh, mm, ss)), BERLIN) for i in range(366)]
-    expected = [t for t in expected if start < t <= start + dt.timedelta(days=365)]
-    assert got == expected
+    expected = [t.astimezone(UTC) for t in expected if start < t <= start + dt.timedelta(days=365)]
+    assert got == expected  # in UTC: a time in a repeated hour never equals one in another zone
     assert len({t.astimezone(BERLIN).date() for t in got}) == len(got)       # never twice a day, not on the autumn day either
 
 
@@ -128,5 +128,5 @@ def test_weekly_over_a_year_in_berlin():
     got = list(due_times(trig, start, start + dt.timedelta(days=365)))
     sundays = [start.date() + dt.timedelta(days=i) for i in range(366) if (start.date() + dt.timedelta(days=i)).weekday() == 6]
     expected = [first_existing(dt.datetime.combine(d, dt.time(2, 30)), BERLIN) for d in sundays]
-    assert got == [t for t in expected if t <= start + dt.timedelta(days=365)]
+    assert got == [t.astimezone(UTC) for t in expected if t <= start + dt.timedelta(days=365)]
     assert dt.datetime(2026, 3, 29, 3, 0, tzinfo=BERLIN) in got
