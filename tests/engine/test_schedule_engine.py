@@ -1,0 +1,107 @@
+"""The new schedule types in a real engine: boot jobs once per boot (the state keeps the boot
+id), jittered runs start at their delayed due time, and a real daemon starts a cron job and a
+window's first run when due. Runs are real subprocesses; time is a ManualClock where it can be.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+
+from helpers import fast_settings, history_records, job, read_state, wait_for, write_config
+from insect_console.clock import ManualClock
+from insect_console.events import RunFinished, RunStarted
+from insect_console.triggers import Boot, naive_local
+
+UTC = dt.timezone.utc
+
+
+def _runs(engine, clock):
+    """(queue of RunFinished, clock readings at each RunStarted)."""
+    done: queue.Queue = queue.Queue()
+    started: list[dt.datetime] = []
+    engine.subscribe(lambda e: done.put(e) if isinstance(e, RunFinished) else None)
+    engine.subscribe(lambda e: started.append(clock.now()) if isinstance(e, RunStarted) else None)
+    return done, started
+
+
+def test_a_boot_job_runs_once_per_boot_not_per_restart(tmp_path, engines):
+    cfg = write_config(tmp_path, [job("wake", "echo awake", "boot", "5m")], settings=fast_settings())
+    boot = Boot("boot-1", dt.datetime(2026, 5, 1, 4, 0, tzinfo=UTC))
+    clock = ManualClock(naive_local(boot.at + dt.timedelta(seconds=40)))
+    first = engines(cfg, base_dir=tmp_path, clock=clock, boot=boot)
+    done, started = _runs(first, clock)
+    first.start()
+    assert first.scheduler.next_run("wake") == naive_local(boot.at + dt.timedelta(minutes=5))
+    wait_for(lambda: clock.sleeping, what="the loop to sleep")
+    clock.advance(260)
+    assert done.get(timeout=20).record["status"] == "success"
+    assert started == [naive_local(boot.at + dt.timedelta(minutes=5))]
+    wait_for(lambda: not first.active_runs(), what="the run's slot to be free")
+    assert read_state(cfg)["boot_runs"] == {"wake": "boot-1"}
+    first.stop(grace=5)
+
+    again = engines(cfg, base_dir=tmp_path, clock=clock, boot=boot)         # the daemon restarted, same boot
+    again.start()
+    assert again.scheduler.next_run("wake") is None
+    assert again.status()[0].next_run is None
+    again.stop(grace=5)
+
+    reboot = Boot("boot-2", dt.datetime(2026, 5, 2, 4, 0, tzinfo=UTC))
+    clock.set(naive_local(reboot.at + dt.timedelta(seconds=30)))
+    after = engines(cfg, base_dir=tmp_path, clock=clock, boot=reboot)
+    after.start()
+    assert after.scheduler.next_run("wake") == naive_local(reboot.at + dt.timedelta(minutes=5))
+    after.stop(grace=5)
+    assert [r["job_name"] for r in history_records(tmp_path / "logs" / "batch")] == ["wake"]
+
+
+def test_a_jittered_job_starts_at_its_delayed_due_time(tmp_path, engines):
+    """The run starts exactly at due + delay (the engine's own start instant, on a ManualClock),
+    and that is within [02:00, 02:05) of the local clock of the configured zone."""
+    settings = fast_settings(timezone="UTC")
+    cfg = write_config(tmp_path, [job("upload", "echo up", "daily", "02:00", jitter="5m")], settings=settings)
+    start = naive_local(dt.datetime(2026, 5, 1, 1, 0, tzinfo=UTC))
+    clock = ManualClock(start)
+    engine = engines(cfg, base_dir=tmp_path, clock=clock, boot=Boot("b", dt.datetime(2026, 5, 1, tzinfo=UTC)))
+    done, started = _runs(engine, clock)
+    engine.start()
+    due = engine.scheduler.next_run("upload")
+    base = naive_local(dt.datetime(2026, 5, 1, 2, 0, tzinfo=UTC))
+    assert base <= due < base + dt.timedelta(minutes=5)
+    wait_for(lambda: clock.sleeping, what="the loop to sleep")
+    clock.advance((due - start).total_seconds() - 0.5)
+    wait_for(lambda: clock.sleeping, what="the loop to sleep before the due time")
+    assert done.empty() and started == []
+    clock.advance(0.5)
+    record = done.get(timeout=20).record
+    assert record["status"] == "success" and record["trigger"] == "schedule"
+    assert started == [due]
+    engine.stop(grace=5)
+
+
+def test_a_real_daemon_starts_a_cron_job_and_a_window_opening_when_due(tmp_path, daemons):
+    """A cron job due every minute, and a 20 s interval job whose window opens at the next minute:
+    both start at that minute (not before it, and each once per due time)."""
+    now = dt.datetime.now().astimezone()
+    opening = (now + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
+    if (opening - now).total_seconds() < 5:                                 # too close to set up in time: the one after
+        opening += dt.timedelta(minutes=1)
+    closing = opening + dt.timedelta(minutes=5)
+    window = f"{opening:%H:%M}..{closing:%H:%M}"
+    stamp = "import datetime,sys; print(datetime.datetime.now().astimezone().isoformat())"
+    write_config(tmp_path, [
+        job("minutely", f"python3 -c '{stamp}'", "cron", "* * * * *", shell=True),
+        job("night", f"python3 -c '{stamp}'", "interval", "20s", window=window, shell=True),
+    ], settings=fast_settings())
+    d = daemons(tmp_path).started()
+    log_dir = tmp_path / "logs" / "batch"
+    wait_for(lambda: {r["job_name"] for r in history_records(log_dir)} >= {"minutely", "night"}, timeout=150,
+             what="both jobs to run at the window's opening")
+    d.stop()
+    for record in history_records(log_dir):
+        assert record["status"] == "success", record
+        ran_at = dt.datetime.fromisoformat(record["output"].strip())
+        assert ran_at >= opening - dt.timedelta(minutes=1 if record["job_name"] == "minutely" else 0), record
+    night = [r for r in history_records(log_dir) if r["job_name"] == "night"]
+    assert dt.datetime.fromisoformat(night[0]["output"].strip()) >= opening
