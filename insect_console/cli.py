@@ -17,9 +17,9 @@ from typing import Any, Sequence
 
 from insect_console import __version__
 from insect_console.errors import AlreadyRunning, UserError, ValidationError
+from insect_console.jobs import SCHEDULE_TYPES
 
 EXIT_FOR_STATUS = {"success": 0, "error": 1, "timeout": 124, "interrupted": 130}
-SCHEDULE_TYPES = ["interval", "daily", "weekly", "cron", "sun", "boot"]  # jobs.SCHEDULE_TYPES, without importing the model for --help
 TIME_HELP = "3600 / 15m | 02:00 | sunday, 'sun 03:00' | '*/10 5-21 * * 1-5', @daily | sunset+00:30, dawn-15m | 5m (after boot)"
 
 

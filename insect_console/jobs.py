@@ -298,7 +298,8 @@ def normalize_schedule(schedule_type: Any, schedule_time: Any) -> tuple[str, str
     if kind == "daily":
         return kind, _parse_time(text, "schedule_time", DAILY_FORMS)
     if kind == "cron":
-        return kind, " ".join(text.split())
+        text = " ".join(text.split())
+        return kind, text.lower() if text.startswith("@") else text  # crontab macros are lower case
     if kind == "sun":
         parse_sun(text, "schedule_time")
         return kind, "".join(text.split()).lower()
