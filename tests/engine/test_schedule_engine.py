@@ -105,3 +105,25 @@ def test_a_real_daemon_starts_a_cron_job_and_a_window_opening_when_due(tmp_path,
         assert ran_at >= opening - dt.timedelta(minutes=1 if record["job_name"] == "minutely" else 0), record
     night = [r for r in history_records(log_dir) if r["job_name"] == "night"]
     assert dt.datetime.fromisoformat(night[0]["output"].strip()) >= opening
+
+
+def test_status_over_the_control_socket_has_the_schedule_in_words_and_the_daemons_next_runs(tmp_path, daemons):
+    from helpers import CONFIG_REL
+    from insect_console.config import ConfigStore
+    from insect_console.control import ControlClient, socket_path
+    from insect_console.surface import JobStatus
+
+    write_config(tmp_path, [job("traps", "true", "interval", "10m", window="sunset+30m..sunrise-1h", jitter="1m"),
+                            job("survey", "true", "cron", "*/10 5-21 * * 1-5")],
+                 settings=fast_settings(latitude=52.5, longitude=13.4))
+    daemons(tmp_path).started()
+    client = ControlClient(socket_path(ConfigStore(CONFIG_REL, tmp_path).runtime_dir))
+    try:
+        jobs = {j["name"]: JobStatus.from_wire(j) for j in client.call("status")["jobs"]}
+    finally:
+        client.close()
+    assert jobs["traps"].schedule == "every 10m, sunset+30m to sunrise−1h, +≤1m random"
+    assert jobs["survey"].schedule == "every 10th minute from 05:00 through 21:59 on Monday through Friday"
+    published = read_state(tmp_path / CONFIG_REL)["next_runs"]
+    for name, status in jobs.items():
+        assert status.next_run is not None and status.next_run.replace(microsecond=0) == dt.datetime.fromisoformat(published[name])
