@@ -35,7 +35,7 @@ from insect_console.scheduling import JobScheduler
 from insect_console.state import StateStore, last_runs, ran_this_boot, record_finished, record_skipped, running_entry
 from insect_console.station import read_boot
 from insect_console.surface import ActiveRun, JobStatus, job_statuses, status_from_files
-from insect_console.triggers import Boot, aware
+from insect_console.triggers import Boot, aware, naive_local
 from insect_console.watch import Watcher, get_watcher
 
 log = logging.getLogger("insect_console.engine")
@@ -213,10 +213,10 @@ class Engine(LocalFiles):
         spawned at their due instant. Returns the due times of jobs left for later because
         their previous run is still going (whether to skip them is decided when they are due).
         """
-        due = self.scheduler.peek_due(now + dt.timedelta(seconds=START_LEAD))
+        due = self.scheduler.peek_due(naive_local(aware(now) + dt.timedelta(seconds=START_LEAD)))  # as instants: fold kept
         taken, held = [], []
         for d in due:
-            if d.at > now and d.name in self._slots:
+            if d.due > aware(now) and d.name in self._slots:
                 held.append(d.at)
                 continue
             self._dispatch(d.name, "schedule", not_before=d.at)
@@ -317,7 +317,7 @@ class Engine(LocalFiles):
 
     def _wait_until(self, when: dt.datetime) -> None:
         """Sleep until the wall clock reads `when` (a few ms at most: see START_LEAD)."""
-        while (left := (when - self.clock.now()).total_seconds()) > 0:
+        while (left := (aware(when) - aware(self.clock.now())).total_seconds()) > 0:  # instants: right in a repeated hour too
             if self.clock.wait(self._stopping, left):
                 raise _Stopped
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import queue
 
+import pytest
+
 from helpers import fast_settings, history_records, job, read_state, wait_for, write_config
 from insect_console.clock import ManualClock
 from insect_console.events import RunFinished, RunStarted
-from insect_console.triggers import Boot, naive_local
+from insect_console.triggers import Boot, aware, naive_local
 
 UTC = dt.timezone.utc
 
@@ -127,3 +129,56 @@ def test_status_over_the_control_socket_has_the_schedule_in_words_and_the_daemon
     published = read_state(tmp_path / CONFIG_REL)["next_runs"]
     for name, status in jobs.items():
         assert status.next_run is not None and status.next_run.replace(microsecond=0) == dt.datetime.fromisoformat(published[name])
+
+
+class LocalClock(ManualClock):
+    """A ManualClock that keeps UTC and reads as the system's naive local time, fold included,
+    as `datetime.now()` does: with TZ set to a zone with DST, its readings go back an hour in
+    autumn while no time goes back."""
+
+    def now(self) -> dt.datetime:
+        return naive_local(super().now())
+
+
+@pytest.fixture
+def berlin_system_zone(monkeypatch):
+    """The process's local time is Europe/Berlin for the test (TZ + tzset), then UTC again."""
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_dst_change_of_the_system_clock_is_not_a_clock_jump(tmp_path, engines, berlin_system_zone):
+    """The autumn night on a Pi whose system zone has DST: the naive local clock goes back from
+    02:59:59 to 02:00:00. Not a jump: a 02:30 job runs once, a 30 min interval keeps its spacing
+    in elapsed time, and no ClockJumped is emitted."""
+    from insect_console.events import ClockJumped
+
+    cfg = write_config(tmp_path, [job("nightly", "true", "daily", "02:30"), job("half", "true", "interval", "30m")],
+                       settings=fast_settings(timezone="Europe/Berlin"))
+    clock = LocalClock(dt.datetime(2026, 10, 24, 23, 50, tzinfo=UTC))       # 01:50 CEST
+    engine = engines(cfg, base_dir=tmp_path, clock=clock, boot=Boot("b", dt.datetime(2026, 10, 24, tzinfo=UTC)))
+    jumps: list = []
+    runs: list[str] = []
+    engine.subscribe(lambda e: jumps.append(e) if isinstance(e, ClockJumped) else None)
+    engine.subscribe(lambda e: runs.append(e.job_name) if isinstance(e, RunStarted) else None)
+    engine.max_sleep = 10                                                   # so each 20 s step below wakes the loop
+    engine.start()
+    half_due = [engine.scheduler.next_run("half")]
+    for _ in range(int(3.5 * 3600 / 20)):                                   # to 04:20 CET, 20 s at a time
+        wait_for(lambda: clock.sleeping >= 1 and not engine.active_runs(), what="the loop to sleep")
+        sleeps = clock.sleeps
+        clock.advance(20)                                                   # past the loop's sleep: it looks again
+        wait_for(lambda: clock.sleeps > sleeps and clock.sleeping >= 1 and not engine.active_runs(), what="the loop to react")
+        if engine.scheduler.next_run("half") != half_due[-1]:
+            half_due.append(engine.scheduler.next_run("half"))
+    engine.stop(grace=5)
+    assert jumps == []
+    assert runs.count("nightly") == 1                                       # 02:30 CEST, not again at 02:30 CET
+    assert runs.count("half") == 7, (runs, half_due)                        # 00:20 ... 03:20 UTC, every 30 min
+    elapsed = [aware(b) - aware(a) for a, b in zip(half_due, half_due[1:])]  # the naive readings go back; instants do not
+    assert elapsed and all(d == dt.timedelta(minutes=30) for d in elapsed), half_due
