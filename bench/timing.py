@@ -244,7 +244,51 @@ def scheduling_phase(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:
          f"(earliest of the last {envelope_k(len(ic_runs))} offsets - earliest of the first {envelope_k(len(ic_runs))}): "
          f"insect-console {ms(envelope_drift(ic_runs))} ms, spec loop {ms(envelope_drift(base_runs))} ms"],
         raw={"ic": ic_runs, "baseline": base_runs}))
+    rows += cron_window_phase(ws, procs, mode)  # the schedule types beyond the spec's, on their own daemon
     return rows
+
+
+def cron_window_phase(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:
+    """Lateness of the schedule types beyond the spec's: a cron job due every minute ("* * * * *")
+    and interval jobs whose windows open at one second each ("HH:MM:SS..", one run each at its
+    opening), in one headless daemon; the span of openings holds a minute boundary, so the cron
+    job is due in it. Same target as the at-time jobs."""
+    n = mode.lateness_samples
+    d, stamps = ws.dir("lateness-cron"), ws.dir("lateness-cron/stamps")
+    earliest = math.ceil(time.time() + LEAD)
+    minute = math.ceil(earliest / 60) * 60
+    first = max(earliest, minute - n // 2)
+    opens = {f"win{i:03d}": first + i for i in range(n)}
+    jobs = [{"name": name, "command": stamp_command(stamps / name), "shell": True, "schedule_type": "interval",
+             "schedule_time": "1h", "window": f"{hhmmss(at)}..{hhmmss(at + 1800)}", "enabled": True} for name, at in opens.items()]
+    jobs.append({"name": "cron", "command": stamp_command(stamps / "cron"), "shell": True, "schedule_type": "cron",
+                 "schedule_time": "* * * * *", "enabled": True})
+    cfg = write_config(d / "cron.toml", jobs, max_parallel=4)
+    last = max(first + n - 1, minute)
+    log(f"scheduling: {n} window openings from {hhmmss(first)} and a cron job every minute (due {hhmmss(minute)}), headless")
+    daemon = Daemon(procs, d, cfg)
+    load = MachineLoad()
+    try:
+        if daemon.wait_ready() >= min(first, minute):
+            log(f"warning: insect-console was ready only after the first due time {hhmmss(min(first, minute))}")
+        sleep_until(last + 1.5)
+        busy = load.done()
+    finally:
+        daemon.stop()
+    late, missing, doubled = _late(stamps, opens)
+    cron_runs = [t for t in read_stamps(stamps / "cron") if t < last + 1]
+    cron_due = list(range(minute, int(last) + 1, 60))
+    cron_late = [t - due for t, due in zip(cron_runs, cron_due)]
+    missing += max(0, len(cron_due) - len(cron_runs))
+    doubled += max(0, len(cron_runs) - len(cron_due))
+    late += cron_late
+    p99 = percentile(late, 99) if late else math.inf
+    return [Row(
+        f"lateness of cron and window-opening jobs, headless: p50 / p99 / max ms (n={n + len(cron_due)})",
+        pct3(late), "—", "—", "p99 ≤ 5 ms", p99 <= 0.005 and missing == 0 and doubled == 0,
+        [f"cron lateness: {n} window openings and {len(cron_due)} cron run(s) (cron alone: {pct3(cron_late)} ms), "
+         f"missing {missing}, doubled {doubled}, {busy}"],
+        raw={"ic": late, "cron": cron_late, "missing": missing, "doubled": doubled})]
 
 
 def burst_phase(ws: Workspace, procs: Procs, mode: Mode) -> list[Row]:

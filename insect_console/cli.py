@@ -18,10 +18,12 @@ from typing import Any, Sequence
 
 from insect_console import __version__
 from insect_console.errors import AlreadyRunning, UserError, ValidationError
+from insect_console.jobs import SCHEDULE_TYPES
 
 EXIT_FOR_STATUS = {"success": 0, "error": 1, "timeout": 124, "interrupted": 130}
 MAX_HISTORY_LIMIT = 1_000_000
 """The most records `history --limit` prints."""
+TIME_HELP = "3600 / 15m | 02:00 | sunday, 'sun 03:00' | '*/10 5-21 * * 1-5', @daily | sunset+00:30, dawn-15m | 5m (after boot) | none for --type after"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("job_command", metavar="COMMAND")
     p.add_argument("--type", required=True, choices=SCHEDULE_TYPES, dest="schedule_type")
-    p.add_argument("--time", dest="schedule_time", help="3600 / 15m | 02:00 | sunday, 'sun 03:00' (none for --type after)")
+    p.add_argument("--time", dest="schedule_time", help=TIME_HELP)
+    p.add_argument("--window", help="interval and cron jobs: run only from START..END, e.g. 'sunset+30m..sunrise-1h', '21:00..05:00'")
+    p.add_argument("--jitter", help="a random delay in [0, JITTER) on each due time, e.g. 5m")
     p.add_argument("--timeout", help="seconds (default from settings, 1800)")
     p.add_argument("--shell", action="store_true", help="run the command through /bin/sh (pipes, redirections)")
     p.add_argument("--cwd", help="working directory of the command")
@@ -69,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--command", dest="job_command")
     p.add_argument("--type", choices=SCHEDULE_TYPES, dest="schedule_type")
-    p.add_argument("--time", dest="schedule_time")
+    p.add_argument("--time", dest="schedule_time", help=TIME_HELP)
+    p.add_argument("--window", help="START..END, or '' for none")
+    p.add_argument("--jitter", help="e.g. 5m, or '' for none")
     p.add_argument("--timeout", help="seconds, or 'default'")
     p.add_argument("--shell", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--cwd")
@@ -83,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="also drop the links of jobs that follow it (after = [...])")
     for name, help in (("enable", "enable a job"), ("disable", "disable a job")):
         cmd(name, help).add_argument("name")
+
+    p = cmd("next", "print the next due times of a job, and what each comes from")
+    p.add_argument("name")
+    p.add_argument("-n", type=int, default=10, dest="count", help="how many (default 10)")
 
     p = cmd("cron", "print a crontab line that runs the job")
     p.add_argument("name")
@@ -105,7 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SCHEDULE_TYPES = ["interval", "daily", "weekly", "after"]
 
 
 def _policy_options(p: argparse.ArgumentParser) -> None:
@@ -290,6 +299,7 @@ def cmd_list(args, config: str) -> int:
     state = StateStore(store.state_path, store.runtime_dir / "state.lock").read()
     legacy = store.legacy_state()
     status = status_from_files(store, conf, state, fallback=legacy)
+    notes = _sun_notes(conf, state)
     if args.json:
         out = []
         for s in status:  # the spec's get_job_status fields; run state as the state file has it
@@ -297,6 +307,7 @@ def cmd_list(args, config: str) -> int:
             out.append({
                 "name": s.name, "enabled": s.enabled, "schedule_type": s.schedule_type, "schedule_time": s.schedule_time,
                 "last_run": js.get("last_run"), "last_status": s.last_status, "error_count": s.error_count, "next_run": iso_local(s.next_run),
+                **schedule_fields(conf.job(s.name)), "notes": notes.get(s.name, []),
                 **conf.job(s.name).policy.to_dict(), "waiting": s.waiting,
             })
         print(json.dumps(out, indent=2, ensure_ascii=False))
@@ -306,10 +317,44 @@ def cmd_list(args, config: str) -> int:
         status_word = "running" if s.running else "waiting" if s.waiting else (s.last_status or "-")
         rows.append((s.name, "yes" if s.enabled else "no", s.schedule, short_time(s.next_run), short_time(s.last_run), status_word, str(s.error_count)))
     _print_table(rows)
+    for name, lines in notes.items():
+        for line in lines:
+            print(f"{name}: {line}")
     for s in status:
         if s.waiting:
             print(f"{s.name}: waiting: {s.waiting}" + (f" (since {s.waiting_since:%H:%M:%S})" if s.waiting_since else ""))
     return 0
+
+
+def _sun_notes(conf, state) -> dict[str, list[str]]:
+    """Why a job that follows the sun skips days before its next run ("no sunset from ...")."""
+    jobs = [j for j in conf.jobs if j.enabled and j.when.needs_place]
+    if not jobs:
+        return {}
+    from insect_console.scheduling import preview
+    from insect_console.station import site_for
+
+    site = site_for(conf.settings)
+    return {j.name: p.skipped for j in jobs if (p := preview(j, count=1, site=site)).skipped}
+
+
+def schedule_fields(job) -> dict[str, Any]:
+    """A job's schedule for `list --json`: in words, and the type's own fields (keyed by type)."""
+    when = job.when
+    own: dict[str, Any] = {
+        "interval": lambda: {"seconds": when.seconds},
+        "daily": lambda: {"at": when.at},
+        "weekly": lambda: {"weekday": when.weekday, "at": when.at},
+        "cron": lambda: {"expression": job.schedule_time, "fields": when.cron},
+        "sun": lambda: {"event": when.sun.event, "offset_s": when.sun.offset},
+        "boot": lambda: {"delay_s": when.seconds},
+        "after": lambda: {"jobs": list(job.policy.after), "status": job.policy.after_status},
+    }[when.kind]()
+    window = None
+    if when.window is not None:
+        start, _, end = (job.window or "").partition("..")
+        window = {"start": start, "end": end}
+    return {"schedule": when.describe(), when.kind: own, "window": window, "jitter_s": when.jitter}
 
 
 def _job_from_args(args, base: dict[str, Any]) -> dict[str, Any]:
@@ -318,6 +363,10 @@ def _job_from_args(args, base: dict[str, Any]) -> dict[str, Any]:
         value = getattr(args, key, None)
         if value is not None:
             data[key] = value
+    for key in ("window", "jitter"):
+        value = getattr(args, key, None)
+        if value is not None:
+            data[key] = value or None
     if data.get("schedule_type") == "after" and getattr(args, "schedule_time", None) is None:
         data["schedule_time"] = ""
     if getattr(args, "ping_url", None):
@@ -366,6 +415,8 @@ def cmd_edit(args, config: str) -> int:
         if args.schedule_type and args.schedule_type != "after" and not args.schedule_time and args.schedule_type != job.schedule_type:
             raise ValidationError("schedule_time", f"give --time with --type {args.schedule_type}")
         data = _job_from_args(args, data)
+        if data.get("window") and data["schedule_type"] not in ("interval", "cron") and args.window is None:
+            data["window"] = None  # the window belonged to the old schedule type
         if args.shell is not None:
             data["shell"] = args.shell
         if args.rename:
@@ -396,13 +447,41 @@ def cmd_disable(args, config: str) -> int:
     return 0
 
 
+def cmd_next(args, config: str) -> int:
+    from insect_console.scheduling import preview
+    from insect_console.state import StateStore, last_runs, ran_this_boot
+    from insect_console.station import read_boot, site_for
+    from insect_console.clock import SystemClock
+
+    if args.count < 1:
+        raise UserError("-n: must be 1 or more")
+    store = _store(config)
+    conf = store.load()
+    job = conf.job(args.name)
+    state = StateStore(store.state_path, store.runtime_dir / "state.lock").read()
+    site = site_for(conf.settings, read_boot(SystemClock()))
+    p = preview(job.replace(enabled=True), anchors=last_runs(state, store.legacy_state()), count=args.count, site=site,
+                done_this_boot=ran_this_boot(state, site.boot.id))
+    zone = getattr(site.zone, "key", None) or str(site.zone)
+    where = f", {site.place}" if job.when.needs_place else ""
+    print(f"{job.name}: {job.when.describe()} ({zone}{where})" + ("" if job.enabled else " (disabled: the times it would have)"))
+    for when, note in zip(p.times, p.notes):
+        local = when.astimezone(site.zone)
+        print(f"  {local:%a %Y-%m-%d %H:%M:%S %Z}" + (f"  {note}" if note else ""))
+    for line in p.skipped:
+        print(f"  {line}")
+    if not p.times:
+        print("  no due time" + (" in this boot: it already ran" if job.when.kind == "boot" else " in the next 400 days"))
+    return 0
+
+
 def cmd_cron(args, config: str) -> int:
     from insect_console.integrations import cron_line
 
     store = _store(config)
     job = store.load().job(args.name)
     python = str(Path(args.python).absolute()) if "/" in args.python else args.python
-    print(cron_line(job, store.path, store.base_dir, python))
+    print(cron_line(job, store.path, store.base_dir, python, store.load().settings))
     return 0
 
 

@@ -109,6 +109,16 @@ class ManualClock:
         return event.is_set()
 
 
+class FixedNow:
+    """A clock stopped at one instant, for computing a due time "as of" that instant."""
+
+    def __init__(self, at: _dt.datetime) -> None:
+        self._at = at
+
+    def now(self) -> _dt.datetime:
+        return self._at
+
+
 _current: contextvars.ContextVar[Clock | None] = contextvars.ContextVar("insect_clock", default=None)
 
 

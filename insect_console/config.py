@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
 from insect_console.fileio import NotRegularFile, atomic_write, check_private_dir, check_private_file, locked, open_regular, read_regular
 from insect_console.history import MAX_OUTPUT_TAIL
-from insect_console.jobs import MAX_TIMEOUT, Job, make_job, shown_number
+from insect_console.jobs import MAX_TIMEOUT, Job, check_place, make_job, shown_number
 from insect_console.policies import check_chains, followed_by
 
 DEFAULT_CONFIG_PATH = Path("config/batch_config.toml")
@@ -29,12 +29,12 @@ SCHEDULER_LOCK = "scheduler.lock"
 """In the runtime directory: held by the one scheduler of a config for its lifetime."""
 
 
-def setting(default: Any, doc: str, least: int = 1, most: int | None = None, unit: str = "") -> Any:
+def setting(default: Any, doc: str, least: int = 1, most: int | None = None, unit: str = "", accepted: str | None = None) -> Any:
     """A `[settings]` field with its documentation and, for a number, its bounds: the one place a
     setting is described. The header of a new config file and the README's settings table are
     made from these. The bounds lie far past any use on a station, and inside what the engine
     can compute with (epoll waits, dates a day count reaches, memory a record uses)."""
-    return field(default=default, metadata={"doc": doc, "bounds": (least, most, unit) if most is not None else None})
+    return field(default=default, metadata={"doc": doc, "bounds": (least, most, unit) if most is not None else None, "accepted": accepted})
 
 
 log = logging.getLogger("insect_console.config")
@@ -60,6 +60,10 @@ class Settings:
     metrics_file: str = setting("", "a Prometheus textfile (*.prom) written after every run and every minute; empty: off")
     ping_base: str = setting("", "Healthchecks URL for jobs that give a ping_slug: https://hc-ping.com/<project ping key>")
     watchdog_sec: int = setting(60, "WatchdogSec= of the unit `insect-console systemd` writes; 0: no watchdog", least=0, most=86400, unit=" s (1 day)")
+    latitude: float | None = setting(None, "the station's latitude in degrees, north positive; needed by sun schedules and windows", accepted="-90 to 90")
+    longitude: float | None = setting(None, "the station's longitude in degrees, east positive; needed with latitude", accepted="-180 to 180")
+    elevation: float = setting(0.0, "metres above sea level (the sun rises earlier seen from up high)", accepted="-500 to 9,000 m")
+    timezone: str = setting("", "IANA time zone fixed times follow (daily, weekly, cron, sun, windows), e.g. Europe/Berlin; empty: the system's", accepted="a zone name")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
@@ -69,6 +73,9 @@ class Settings:
             if key not in fields:
                 raise ValidationError(f"settings.{key}", f"is not a setting; the settings are {', '.join(fields)}")
             default = fields[key].default
+            if key in _PLACE:
+                values[key] = _place_setting(key, value)
+                continue
             if isinstance(default, int):
                 least, most, unit = fields[key].metadata["bounds"]
                 if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -92,7 +99,8 @@ class Settings:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """As the config file holds it: a setting that is not set (None) is left out."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
     @classmethod
     def documented(cls) -> list[tuple[str, Any, str]]:
@@ -100,13 +108,42 @@ class Settings:
         return [(f.name, f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)]
 
     @classmethod
+    def accepted(cls, name: str) -> str | None:
+        """What a setting without number bounds accepts, in words."""
+        return next(f.metadata.get("accepted") for f in dataclasses.fields(cls) if f.name == name)
+
+    @classmethod
     def bounds(cls, name: str) -> tuple[int, int, str] | None:
         """(least, most, unit) of a number setting."""
         return next(f.metadata.get("bounds") for f in dataclasses.fields(cls) if f.name == name)
 
 
+_PLACE = {"latitude": 90, "longitude": 180, "elevation": None, "timezone": None}
+
+
+def _place_setting(key: str, value: Any) -> Any:
+    """The station's place and zone: numbers in range, a time zone that exists."""
+    if key == "timezone":
+        if not isinstance(value, str):
+            raise ValidationError("settings.timezone", f"must be text, not {value!r}")
+        from insect_console.triggers.base import zone_named
+
+        zone_named(value)  # ValidationError for a zone that does not exist
+        return value.strip()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(f"settings.{key}", f"must be a number of {'metres' if key == 'elevation' else 'degrees'}, not {value!r}")
+    limit = _PLACE[key]
+    if limit is not None and not -limit <= value <= limit:
+        raise ValidationError(f"settings.{key}", f"{value!r} is outside ±{limit}; use degrees from -{limit} to {limit}")
+    if limit is None and not -500 <= value <= 9000:
+        raise ValidationError(f"settings.{key}", f"{value!r} is not an elevation on Earth; use metres from -500 to 9000")
+    return float(value)
+
+
 def _toml_value(value: Any) -> str:
-    """A default as TOML writes it (a JSON string is a TOML basic string)."""
+    """A default as TOML writes it (a JSON string is a TOML basic string); None: unset."""
+    if value is None:
+        return "(unset)"
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
@@ -124,7 +161,7 @@ def settings_table() -> str:
     lines = ["| setting | default | what it is | accepted |", "| --- | --- | --- | --- |"]
     for name, default, doc in Settings.documented():
         bounds = Settings.bounds(name)
-        accepted = f"{bounds[0]:,} to {bounds[1]:,}{bounds[2]}" if bounds else "text"
+        accepted = Settings.accepted(name) or (f"{bounds[0]:,} to {bounds[1]:,}{bounds[2]}" if bounds else "text")
         lines.append(f"| `{name}` | `{_toml_value(default)}` | {doc} | {accepted} |")
     return "\n".join(lines)
 
@@ -150,6 +187,7 @@ class Config:
 
     def with_job(self, job: Job, replace: str | None = None) -> "Config":
         """Add `job`, or put it in place of the job named `replace` (keeping its position)."""
+        check_place(job, self.settings.latitude, self.settings.longitude)
         if replace is None:
             if job.name in self.names():
                 raise ValidationError("name", f"a job named {job.name!r} already exists")
@@ -200,13 +238,21 @@ _TOML_HEADER = """\
 # Each [[jobs]] table is one job:
 #   name           unique; letters, digits, _ - . (1-64)
 #   command        program and arguments, run without a shell unless shell = true
-#   schedule_type  "interval" | "daily" | "weekly"
+#   schedule_type  "interval" | "daily" | "weekly" | "cron" | "sun" | "boot"
 #   schedule_time  interval: "3600" (seconds), "90s", "15m", "1h"
 #                  daily:    "02:00" or "02:00:30"
 #                  weekly:   "sunday" (= Sunday 00:00) or "sun 03:00"
+#                  cron:     "*/10 5-21 * * 1-5", "@hourly", "@daily", "@weekly"
+#                  sun:      "sunset+00:30", "dawn-15m", "sunrise" (needs latitude, longitude)
+#                  boot:     "5m" (once per boot of the machine, that long after it)
 #   enabled        true | false
-#   optional:      timeout (seconds), shell (bool), cwd (directory), env (table)
-#   ping_url       optional: a Healthchecks check, https://hc-ping.com/<uuid>
+#   optional:      timeout (seconds), shell (bool), cwd (directory), env (table),
+#                  window = "sunset+30m..sunrise-1h" or "21:00..05:00" (interval and cron jobs),
+#                  jitter = "5m" (a random delay in [0, 5m) on each due time),
+#                  ping_url (a Healthchecks check, https://hc-ping.com/<uuid>)
+#   run policies:  catch_up, catch_up_max_age, require (a table), require_wait, retries,
+#                  retry_delay, retry_backoff, retry_max_delay, after = [...], after_status, group
+#                  (see the README, "Run policies"); schedule_type "after" runs only after others
 # Run state (last run, status, failures) is kept in a separate .state.json file.
 # `insect-console add/edit/...` and the console change only the lines of the job they change:
 # your comments, blank lines and key order are kept.
@@ -310,6 +356,7 @@ class ConfigStore:
                 raise ConfigError(prefix + "must be a table")
             try:
                 job = make_job(item)
+                check_place(job, settings.latitude, settings.longitude)
             except ValidationError as e:
                 raise ConfigError(prefix + str(e)) from None
             if job.name in seen:

@@ -25,6 +25,7 @@ from insect_console.runslots import RunSlot
 from insect_console.scheduling import catch_up_times
 from insect_console.state import record_skipped
 from insect_console.textfmt import format_duration, parse_local
+from insect_console.triggers import aware, naive_local
 
 log = logging.getLogger("insect_console.engine")
 
@@ -40,10 +41,10 @@ class Dispatch:
         left for later because their previous run is still going (whether to skip them is
         decided when they are due).
         """
-        until = now + dt.timedelta(seconds=self.START_LEAD)
+        until = naive_local(aware(now) + dt.timedelta(seconds=self.START_LEAD))  # as instants: fold kept
         taken, held, parked = [], [], []
         for d in self.scheduler.peek_due(until):
-            if d.at > now and d.name in self._slots:
+            if d.due > aware(now) and d.name in self._slots:
                 held.append(d.at)
                 continue
             self._offer(Intent(d.name, "schedule", d.at, d.at), parked)
@@ -63,7 +64,8 @@ class Dispatch:
         for job in self.config.jobs:
             js = state["jobs"].get(job.name) or self._legacy_state.get(job.name, {})
             last = parse_local(js.get("last_due") or js.get("last_run"))
-            times = catch_up_times(job, last, now, self.scheduler.next_run(job.name), lambda t, n=job.name: (n, t) in self.queue)
+            times = catch_up_times(job, self.scheduler.trigger(job.name), last, now, self.scheduler.next_run(job.name),
+                                   lambda t, n=job.name: (n, t) in self.queue)
             if times:
                 log.info("%s: %d due time(s) missed since %s; catching up %s", job.name, len(times), f"{last:%Y-%m-%d %H:%M}",
                          ", ".join(f"{t:%m-%d %H:%M}" for t in times[:5]) + (" …" if len(times) > 5 else ""))

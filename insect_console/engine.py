@@ -33,8 +33,10 @@ from insect_console.runner import JobRun
 from insect_console.runqueue import Intent, RunQueue
 from insect_console.runslots import RunSlot, RunSlots
 from insect_console.scheduling import JobScheduler
-from insect_console.state import StateStore, last_runs, record_finished, running_entry
+from insect_console.state import StateStore, last_runs, ran_this_boot, record_finished, running_entry
+from insect_console.station import read_boot
 from insect_console.surface import ActiveRun, JobStatus, job_statuses, status_from_files
+from insect_console.triggers import Boot, aware
 from insect_console.watch import Watcher, get_watcher
 
 log = logging.getLogger("insect_console.engine")
@@ -59,12 +61,15 @@ class Engine(LocalFiles, Dispatch):
     daemon_pid: int | None = None
     START_LEAD = START_LEAD
 
-    def __init__(self, config_path: Path | str = DEFAULT_CONFIG_PATH, *, base_dir: Path | str | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, config_path: Path | str = DEFAULT_CONFIG_PATH, *, base_dir: Path | str | None = None, clock: Clock | None = None,
+                 boot: Boot | None = None) -> None:
         self.store = ConfigStore(config_path, base_dir)
         self.config: Config = self.store.load(create=True)
         self.state = StateStore(self.store.state_path, self.store.runtime_dir / "state.lock")
         self.clock = clock or SystemClock()
-        self.scheduler = JobScheduler(self.clock)
+        self.boot = boot or read_boot(self.clock)
+        """This boot of the machine (read once: boot jobs run once per boot)."""
+        self.scheduler = JobScheduler(self.clock, self.site())
         self.events = EventBus()
         self.history_log = HistoryWriter(lambda: self.log_dir)
         self.log_keeper = LogKeeper(lambda: self.log_dir, lambda: self.settings, self._protected_outputs)
@@ -106,7 +111,9 @@ class Engine(LocalFiles, Dispatch):
         self.state.seed(self._legacy_state)
         self.recover_interrupted()
         since = (self.clock.now(), self.clock.monotonic())  # a jump from here on is one the loop sees
-        self.scheduler.sync(self.config.jobs, anchors=last_runs(self.state.read(), self._legacy_state))
+        state = self.state.read()
+        self.scheduler.sync(self.config.jobs, anchors=last_runs(state, self._legacy_state), site=self.site(),
+                            done_this_boot=ran_this_boot(state, self.boot.id))
         self._resume_pending()
         self.state.try_update(self._publish_next_runs)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.max_parallel, thread_name_prefix="run")
@@ -170,7 +177,7 @@ class Engine(LocalFiles, Dispatch):
             return
         if config != self.config:
             self.config = config
-            self.scheduler.sync(config.jobs)
+            self.scheduler.sync(config.jobs, site=self.site())
             self.queue.drop({job.name for job in config.jobs if job.enabled})
             self._wake.set()  # a new or moved job may be due before the loop's current sleep ends
             if self.running:
@@ -185,7 +192,8 @@ class Engine(LocalFiles, Dispatch):
         while not self._stopping.is_set():
             self._wake.clear()
             wall, mono = self.clock.now(), self.clock.monotonic()
-            jump = (wall - last_wall).total_seconds() - (mono - last_mono)
+            # compared as instants: the hour a DST change adds or removes is not a jump
+            jump = (aware(wall) - aware(last_wall)).total_seconds() - (mono - last_mono)
             last_wall, last_mono = wall, mono
             if abs(jump) > CLOCK_JUMP:
                 self._on_clock_jump(jump)
@@ -208,7 +216,7 @@ class Engine(LocalFiles, Dispatch):
         """Until the next due time or pending intent, less the lead; exactly until a held one."""
         now = self.clock.now()
         if held:  # due within the lead but still running: look again exactly when due
-            return min(max((min(held) - now).total_seconds(), 0.0), self.max_sleep)
+            return min(max((aware(min(held)) - aware(now)).total_seconds(), 0.0), self.max_sleep)
         times = [now + dt.timedelta(seconds=s) for s in [self.scheduler.seconds_until_next()] if s is not None]
         times += [t for t in [self.queue.next_time()] if t is not None]
         wait = (min(times) - now).total_seconds() - START_LEAD if times else self.max_sleep
@@ -276,7 +284,7 @@ class Engine(LocalFiles, Dispatch):
         state = self.state.read()
         if self.running:
             return job_statuses(self.config.jobs, state, lambda job: self.scheduler.next_run(job.name), self._legacy_state)
-        return status_from_files(self.store, self.config, state, self.clock, self._legacy_state)
+        return status_from_files(self.store, self.config, state, self.clock, self._legacy_state, self.site())
 
     # -- one run, start to record -------------------------------------------
 
@@ -298,7 +306,7 @@ class Engine(LocalFiles, Dispatch):
 
     def _wait_until(self, when: dt.datetime) -> None:
         """Sleep until the wall clock reads `when` (a few ms at most: see START_LEAD)."""
-        while (left := (when - self.clock.now()).total_seconds()) > 0:
+        while (left := (aware(when) - aware(self.clock.now())).total_seconds()) > 0:  # instants: right in a repeated hour too
             if self.clock.wait(self._stopping, left):
                 raise _Stopped
 
@@ -389,4 +397,6 @@ class Engine(LocalFiles, Dispatch):
     def _publish_next_runs(self, state: dict[str, Any]) -> None:
         """Put the scheduler's next runs in the state, for `list` and other processes to show."""
         state["next_runs"] = self.scheduler.published()
+        for name in self.scheduler.ran_this_boot():  # so a daemon restarted in this boot does not run them again
+            state.setdefault("boot_runs", {})[name] = self.boot.id
 

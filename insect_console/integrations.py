@@ -15,9 +15,23 @@ from insect_console.textfmt import format_duration
 _CRON_DOW = {day: (i + 1) % 7 for i, day in enumerate(WEEKDAYS)}  # cron: 0 = Sunday
 
 
-def cron_schedule(job: Job) -> str:
-    """The five cron fields for `job`, or UserError when cron can't express it exactly."""
+def cron_schedule(job: Job, settings: Settings | None = None) -> str:
+    """The five cron fields for `job` (or @reboot), or UserError when cron can't express it exactly."""
     when = job.when
+    if when.kind == "sun":
+        raise UserError(f"{job.name}: cron cannot follow the sun: sunset moves every day, a crontab line is fixed")
+    if when.window is not None:
+        raise UserError(f"{job.name}: cron has no windows ({job.window!r}); run it with the scheduler itself")
+    if when.jitter:
+        raise UserError(f"{job.name}: cron has no random delay (jitter {job.jitter!r}); run it with the scheduler itself")
+    if when.kind == "boot":
+        return "@reboot"
+    zone = settings.timezone if settings is not None else ""
+    if zone and when.kind != "interval" and not _system_zone_is(zone):
+        raise UserError(f"{job.name}: cron runs on the system's clock, but this config's timezone is {zone}; "
+                        "set the system's zone to it (timedatectl set-timezone) or run it with the scheduler itself")
+    if when.kind == "cron":
+        return job.schedule_time  # as written: cron reads it exactly as we do (cronsim follows Debian cron)
     if when.kind in ("daily", "weekly"):
         hour, minute, second = (int(x) for x in when.at.split(":"))
         if second:
@@ -46,6 +60,16 @@ def cron_schedule(job: Job) -> str:
     )
 
 
+def _system_zone_is(name: str) -> bool:
+    """Whether the system's clock follows the zone `name` (same offsets over a year)."""
+    import datetime as dt
+    import zoneinfo
+
+    zone = zoneinfo.ZoneInfo(name)
+    instants = [dt.datetime(2026, m, 15, 12, tzinfo=dt.timezone.utc) for m in range(1, 13)]
+    return all(t.astimezone(zone).utcoffset() == t.astimezone().utcoffset() for t in instants)
+
+
 def _cron_escape(text: str) -> str:
     """cron turns an unescaped % into a newline; escape it. Refuse what a crontab can't hold."""
     if "\n" in text or "\r" in text:
@@ -56,9 +80,13 @@ def _cron_escape(text: str) -> str:
     return text.replace("%", r"\%")
 
 
-def cron_line(job: Job, config_path: Path, base_dir: Path, python: str) -> str:
+def cron_line(job: Job, config_path: Path, base_dir: Path, python: str, settings: Settings | None = None) -> str:
+    """A crontab line; a boot job is `@reboot sleep N && ...` (N exactly its delay)."""
+    fields = cron_schedule(job, settings)
+    delay = ["sleep", str(job.when.seconds), "&&"] if job.when.kind == "boot" and job.when.seconds else []
     command = " ".join(
         [
+            *delay,
             "cd",
             shlex.quote(str(base_dir)),
             "&&",
@@ -71,7 +99,7 @@ def cron_line(job: Job, config_path: Path, base_dir: Path, python: str) -> str:
             shlex.quote(job.name),
         ]
     )
-    return f"{cron_schedule(job)} {_cron_escape(command)}"
+    return f"{fields} {_cron_escape(command)}"
 
 
 def _systemd_quote(text: str) -> str:

@@ -6,6 +6,7 @@ Every refusal is a `ValidationError` naming the field and the accepted forms.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import re
 import shlex
@@ -16,13 +17,21 @@ from insect_console.errors import ValidationError
 from insect_console.policies import RunPolicy, parse as parse_policy
 from insect_console.textfmt import format_duration
 
-SCHEDULE_TYPES = ("interval", "daily", "weekly", "after")
+SCHEDULE_TYPES = ("interval", "daily", "weekly", "cron", "sun", "boot", "after")
 """`after`: no schedule of its own, the job runs only when a job it follows ends (see policies)."""
+SUN_EVENTS = ("sunrise", "sunset", "noon", "dawn", "dusk", "nautical_dawn", "nautical_dusk", "astronomical_dawn", "astronomical_dusk")
+CRON_MACROS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
+               "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
+MAX_OFFSET = 12 * 3600
+MAX_JITTER = 12 * 3600
+MAX_BOOT_DELAY = 86400
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _INTERVAL_RE = re.compile(r"([0-9]{1,9})\s*([smhd]?)", re.IGNORECASE | re.ASCII)
 _TIME_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?", re.ASCII)
+_OFFSET_RE = re.compile(r"([+-])\s*(?:([0-9]{1,2}):([0-9]{2})|([0-9]{1,4})\s*([mh]))", re.IGNORECASE | re.ASCII)
+_SUN_RE = re.compile(r"([a-z_]+)\s*(.*)", re.IGNORECASE | re.ASCII)
 _ASSIGNMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 MAX_INTERVAL = 366 * 86400
 MAX_TIMEOUT = 7 * 86400
@@ -33,6 +42,13 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 INTERVAL_FORMS = "whole seconds such as 3600, or 90s, 15m, 1h, 1d (at most 366d)"
 DAILY_FORMS = "HH:MM or HH:MM:SS, 24-hour, e.g. 02:00 or 14:30:15"
 WEEKLY_FORMS = "a weekday, full or three letters, optionally with a time, e.g. sunday or 'sun 03:00'"
+CRON_FORMS = "5 fields 'minute hour day month weekday' as Debian cron reads them, e.g. '*/10 5-21 * * 1-5', or @hourly, @daily, @weekly"
+SUN_FORMS = f"an event ({', '.join(SUN_EVENTS)}) with an optional offset up to 12h, e.g. sunset+00:30, dawn-15m, sunrise"
+BOOT_FORMS = "how long after the machine booted, up to 1d: 5m, 90s, 300 or 0"
+WINDOW_FORMS = "START..END, each a time (21:00) or a sun event with an offset (sunset+30m), e.g. 'sunset+30m..sunrise-1h' or '21:00..05:00'"
+JITTER_FORMS = "a random delay up to 12h: 90s, 5m, 1h or whole seconds"
+FORMS = {"interval": INTERVAL_FORMS, "daily": DAILY_FORMS, "weekly": WEEKLY_FORMS, "cron": CRON_FORMS, "sun": SUN_FORMS, "boot": BOOT_FORMS,
+         "after": "nothing: leave it empty (the job runs after the jobs in `after`)"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,10 @@ class Job:
     """A Healthchecks check's URL (https://hc-ping.com/<uuid>), pinged at each run's start and end."""
     ping_slug: str | None = None
     """Instead of ping_url: the check's slug, pinged at settings.ping_base/<slug>."""
+    window: str | None = None
+    """Interval and cron jobs: runs only inside this daily window ("sunset+30m..sunrise-1h")."""
+    jitter: str | None = None
+    """A random delay in [0, jitter) added to each due time ("5m")."""
 
     def replace(self, **changes: Any) -> "Job":
         return dataclasses.replace(self, **changes)
@@ -82,6 +102,10 @@ class Job:
             out["ping_url"] = self.ping_url
         if self.ping_slug:
             out["ping_slug"] = self.ping_slug
+        if self.window:
+            out["window"] = self.window
+        if self.jitter:
+            out["jitter"] = self.jitter
         return out
 
     def describe(self) -> str:
@@ -93,7 +117,7 @@ class Job:
     @functools.cached_property
     def when(self) -> "When":
         """The parsed schedule (parsed once per job object: the table shows it every second)."""
-        return parse_schedule(self.schedule_type, self.schedule_time)
+        return parse_schedule(self.schedule_type, self.schedule_time, self.window, self.jitter)
 
     def argv(self) -> list[str]:
         """The command as argv (without a shell), or for a shell job the `sh -c` form."""
@@ -103,24 +127,88 @@ class Job:
 
 
 @dataclass(frozen=True)
+class DayTime:
+    """A time of day: fixed (`at`, HH:MM:SS on the local clock) or a sun event plus `offset` seconds."""
+
+    at: str | None = None
+    event: str | None = None
+    offset: int = 0
+
+    def describe(self) -> str:
+        """ "21:00", "sunset+30m", "sunrise−1h" (a minus sign, as in print)."""
+        if self.event is None:
+            return _short_at(self.at or "00:00:00")
+        if not self.offset:
+            return self.event
+        return f"{self.event}{'+' if self.offset > 0 else '−'}{format_duration(abs(self.offset))}"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Runs happen only from `start` to `end` (which may be on the next day)."""
+
+    start: DayTime
+    end: DayTime
+
+    def describe(self) -> str:
+        return f"{self.start.describe()} to {self.end.describe()}"
+
+
+@dataclass(frozen=True)
 class When:
-    """A parsed schedule: every `seconds`, or at `at` (HH:MM:SS) daily or on `weekday`."""
+    """A parsed schedule: every `seconds` (interval), at `at` (HH:MM:SS) daily or on `weekday`,
+    a `cron` line, a `sun` event, or `seconds` after boot; optionally inside a `window`, with
+    a random delay of up to `jitter` seconds."""
 
     kind: str
     seconds: int | None = None
     at: str | None = None
     weekday: str | None = None
+    cron: str | None = None
+    sun: DayTime | None = None
+    window: Window | None = None
+    jitter: int | None = None
 
     def describe(self) -> str:
-        """In words, short enough for a table cell: "every 1h", "daily 02:00", "Sun 00:00"."""
+        """In words: "every 1h", "daily 02:00", "Sun 00:00", "every 10m, sunset+30m to sunrise−1h"."""
+        return self._described
+
+    @functools.cached_property
+    def _described(self) -> str:  # the job table asks every second
+        words = self._words()
+        if self.window is not None:
+            words += f", {self.window.describe()}"
+        if self.jitter:
+            words += f", +≤{format_duration(self.jitter)} random"
+        return words
+
+    def _words(self) -> str:
         if self.kind == "interval":
             return f"every {format_duration(self.seconds or 0)}"
-        at = self.at[:-3] if self.at and self.at.endswith(":00") else self.at
+        if self.kind == "cron":
+            import cronsim
+
+            said = cronsim.CronSim(self.cron or "", dt.datetime(2000, 1, 1)).explain()
+            return said[:1].lower() + said[1:]
+        if self.kind == "sun":
+            return f"daily {self.sun.describe() if self.sun else '?'}"
+        if self.kind == "boot":
+            return f"{format_duration(self.seconds or 0)} after boot" if self.seconds else "at boot"
+        at = _short_at(self.at or "00:00:00")
         if self.kind == "daily":
             return f"daily {at}"
         if self.kind == "after":
             return "after another job"
         return f"{(self.weekday or '').capitalize()[:3]} {at}"
+
+    @property
+    def needs_place(self) -> bool:
+        """True when a sun event is part of it: the station's latitude and longitude are needed."""
+        return self.sun is not None or (self.window is not None and (self.window.start.event or self.window.end.event) is not None)
+
+
+def _short_at(at: str) -> str:
+    return at[:-3] if at.endswith(":00") and at.count(":") == 2 else at
 
 
 def validate_name(name: Any) -> str:
@@ -224,29 +312,143 @@ def interval_seconds(text: str) -> int:
 def normalize_schedule(schedule_type: Any, schedule_time: Any) -> tuple[str, str]:
     """Check a schedule and return it in its stored form (e.g. daily "2:00" -> "02:00")."""
     if not isinstance(schedule_type, str) or schedule_type.strip().lower() not in SCHEDULE_TYPES:
-        raise ValidationError("schedule_type", f"{schedule_type!r} is not one of interval, daily, weekly")
+        raise ValidationError("schedule_type", f"{schedule_type!r} is not one of {', '.join(SCHEDULE_TYPES)}")
     kind = schedule_type.strip().lower()
     if kind == "after":
         if schedule_time not in (None, ""):
             raise ValidationError("schedule_time", "is not used by schedule_type after; leave it empty (the job runs after the jobs in `after`)")
         return kind, ""
-    if isinstance(schedule_time, int) and not isinstance(schedule_time, bool) and kind == "interval":
+    if isinstance(schedule_time, int) and not isinstance(schedule_time, bool) and kind in ("interval", "boot"):
         schedule_time = str(schedule_time)
     if not isinstance(schedule_time, str) or not schedule_time.strip():
-        forms = {"interval": INTERVAL_FORMS, "daily": DAILY_FORMS, "weekly": WEEKLY_FORMS}[kind]
-        raise ValidationError("schedule_time", f"is empty; use {forms}")
+        raise ValidationError("schedule_time", f"is empty; use {FORMS[kind]}")
     text = schedule_time.strip()
     if kind == "interval":
         interval_seconds(text)
         return kind, text
     if kind == "daily":
         return kind, _parse_time(text, "schedule_time", DAILY_FORMS)
+    if kind == "cron":
+        text = " ".join(text.split())
+        return kind, text.lower() if text.startswith("@") else text  # crontab macros are lower case
+    if kind == "sun":
+        parse_sun(text, "schedule_time")
+        return kind, "".join(text.split()).lower()
+    if kind == "boot":
+        boot_delay(text)
+        return kind, text
     day, _, at = text.partition(" ")
     weekday = _weekday(day)
     if weekday is None:
         raise ValidationError("schedule_time", f"{text!r} does not start with a weekday; use {WEEKLY_FORMS}")
     at = at.strip()
     return kind, weekday + (" " + _parse_time(at, "schedule_time", WEEKLY_FORMS) if at else "")
+
+
+def cron_fields(text: str, field_name: str = "schedule_time") -> str:
+    """The five fields of a cron line (a macro such as @daily expanded), checked by cronsim
+    with Debian cron's rules; cronsim's own extensions (seconds, L, W, #) are refused, so the
+    line means the same in a crontab."""
+    expr = CRON_MACROS.get(text.strip().lower(), " ".join(text.split()))
+    if text.strip().lower() == "@reboot":
+        raise ValidationError(field_name, "'@reboot' is not a cron time here; use schedule_type = \"boot\" (e.g. \"0s\" or \"5m\")")
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValidationError(field_name, f"{text!r} has {len(fields)} fields; use {CRON_FORMS}")
+    if any(c in expr.upper() for c in "LW#?"):
+        raise ValidationError(field_name, f"{text!r} uses L, W, # or ?, which Debian cron does not know; use {CRON_FORMS}")
+    import cronsim  # imported only for cron jobs
+
+    try:
+        cronsim.CronSim(expr, dt.datetime(2000, 1, 1))
+    except cronsim.CronSimError as e:
+        what = str(e).removeprefix("Bad ").strip() or "field"
+        where = f"a bad {what} field" if what != "Wrong number of fields" else "a wrong number of fields"
+        raise ValidationError(field_name, f"{text!r} has {where}; use {CRON_FORMS}") from None
+    return expr
+
+
+def _offset_seconds(text: str, field_name: str, forms: str, whole: str) -> int:
+    m = _OFFSET_RE.fullmatch(text.strip())
+    if not m:
+        raise ValidationError(field_name, f"{whole!r}: {text!r} is not an offset; use {forms}")
+    sign = -1 if m[1] == "-" else 1
+    if m[2] is not None:
+        seconds = int(m[2]) * 3600 + int(m[3]) * 60
+        if int(m[3]) > 59:
+            raise ValidationError(field_name, f"{whole!r}: {text!r} is not an offset; use {forms}")
+    else:
+        seconds = int(m[4]) * (3600 if m[5].lower() == "h" else 60)
+    if seconds > MAX_OFFSET:
+        raise ValidationError(field_name, f"{whole!r}: the offset is over 12h; use {forms}")
+    return sign * seconds
+
+
+def parse_sun(text: str, field_name: str = "schedule_time", forms: str = SUN_FORMS) -> DayTime:
+    """ "sunset+00:30", "dawn-15m", "sunrise" as an event and an offset in seconds."""
+    m = _SUN_RE.fullmatch(text.strip())
+    event = m[1].lower() if m else ""
+    if event not in SUN_EVENTS:
+        raise ValidationError(field_name, f"{text!r} does not start with a sun event; use {forms}")
+    rest = m[2].strip()
+    return DayTime(event=event, offset=_offset_seconds(rest, field_name, forms, text) if rest else 0)
+
+
+def parse_window(text: Any) -> Window:
+    """ "sunset+30m..sunrise-1h", "21:00..05:00" or mixed; the ends may not be equal."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("window", f"is empty; use {WINDOW_FORMS}")
+    start, sep, end = text.partition("..")
+    if not sep or not start.strip() or not end.strip():
+        raise ValidationError("window", f"{text!r} is not START..END; use {WINDOW_FORMS}")
+    ends = []
+    for part in (start, end):
+        part = part.strip()
+        if part[:1].isdigit():
+            ends.append(DayTime(at=_with_seconds(_parse_time(part, "window", WINDOW_FORMS))))
+        else:
+            ends.append(parse_sun(part, "window", WINDOW_FORMS))
+    if ends[0] == ends[1]:
+        raise ValidationError("window", f"{text!r} starts where it ends; use {WINDOW_FORMS}")
+    return Window(ends[0], ends[1])
+
+
+def _duration(text: Any, field_name: str, forms: str, low: int, high: int, what: str) -> int:
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    m = _INTERVAL_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if not m:
+        raise ValidationError(field_name, f"{text!r} is not a duration; use {forms}")
+    seconds = int(m[1]) * _UNIT_SECONDS[m[2].lower()]
+    if not low <= seconds <= high:
+        raise ValidationError(field_name, f"{text!r} is {'too short' if seconds < low else 'too long'} for {what}; use {forms}")
+    return seconds
+
+
+def boot_delay(text: Any) -> int:
+    return _duration(text, "schedule_time", BOOT_FORMS, 0, MAX_BOOT_DELAY, "a delay after boot")
+
+
+def jitter_seconds(text: Any) -> int:
+    return _duration(text, "jitter", JITTER_FORMS, 1, MAX_JITTER, "a jitter")
+
+
+def normalize_window(kind: str, window: Any) -> str | None:
+    """The stored form of a job's window (None: none); only interval and cron jobs take one."""
+    if window is None or (isinstance(window, str) and not window.strip()):
+        return None
+    parse_window(window)
+    if kind not in ("interval", "cron"):
+        raise ValidationError("window", f"only interval and cron jobs take a window (a {kind} job runs at its own times)")
+    start, _, end = window.partition("..")
+    return f"{''.join(start.split()).lower()}..{''.join(end.split()).lower()}"
+
+
+def normalize_jitter(jitter: Any) -> str | None:
+    if jitter is None or (isinstance(jitter, str) and not jitter.strip()):
+        return None
+    jitter_seconds(jitter)
+    return str(jitter).strip()
 
 
 def _weekday(text: str) -> str | None:
@@ -257,16 +459,33 @@ def _weekday(text: str) -> str | None:
     return None
 
 
-def parse_schedule(schedule_type: str, schedule_time: str) -> When:
+def parse_schedule(schedule_type: str, schedule_time: str, window: str | None = None, jitter: str | None = None) -> When:
     kind, text = normalize_schedule(schedule_type, schedule_time)
     if kind == "after":
         return When(kind)
+    extra: dict[str, Any] = {
+        "window": parse_window(window) if normalize_window(kind, window) else None,
+        "jitter": jitter_seconds(jitter) if normalize_jitter(jitter) else None,
+    }
     if kind == "interval":
-        return When(kind, seconds=interval_seconds(text))
+        return When(kind, seconds=interval_seconds(text), **extra)
     if kind == "daily":
-        return When(kind, at=_with_seconds(text))
+        return When(kind, at=_with_seconds(text), **extra)
+    if kind == "cron":
+        return When(kind, cron=cron_fields(text), **extra)
+    if kind == "sun":
+        return When(kind, sun=parse_sun(text), **extra)
+    if kind == "boot":
+        return When(kind, seconds=boot_delay(text), **extra)
     day, _, at = text.partition(" ")
-    return When(kind, at=_with_seconds(at or "00:00"), weekday=day)
+    return When(kind, at=_with_seconds(at or "00:00:00"), weekday=day, **extra)
+
+
+def check_place(job: "Job", latitude: float | None, longitude: float | None) -> None:
+    """A job that follows the sun needs the station's place (settings latitude, longitude)."""
+    if job.when.needs_place and (latitude is None or longitude is None):
+        field_name = "schedule_time" if job.when.sun is not None else "window"
+        raise ValidationError(field_name, "follows the sun, so the station's place is needed: set latitude and longitude in [settings] (degrees, e.g. latitude = 52.5, longitude = 13.4)")
 
 
 def _with_seconds(hhmm: str) -> str:
@@ -316,6 +535,10 @@ def make_job(data: Mapping[str, Any]) -> Job:
     policy = parse_policy(data)
     if kind == "after" and not policy.after:
         raise ValidationError("after", 'schedule_type after needs the jobs it follows, e.g. after = ["hourly_detection"]')
+    if kind == "cron":
+        cron_fields(when)
+    window = normalize_window(kind, data.get("window"))
+    jitter = normalize_jitter(data.get("jitter"))
     cwd = data.get("cwd") or None
     if cwd is not None and (not isinstance(cwd, str) or "\0" in cwd):
         raise ValidationError("cwd", "must be a directory path")
@@ -345,4 +568,6 @@ def make_job(data: Mapping[str, Any]) -> Job:
         policy=policy,
         ping_url=ping_url,
         ping_slug=ping_slug,
+        window=window,
+        jitter=jitter,
     )

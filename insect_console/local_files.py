@@ -8,6 +8,7 @@ Config changes are written under the config lock, atomically, then `reload()` ap
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,6 +18,8 @@ from insect_console.clock import Clock
 from insect_console.config import Config, ConfigStore, Settings
 from insect_console.jobs import Job
 from insect_console.scheduling import upcoming
+from insect_console.station import read_boot, site_for
+from insect_console.triggers import Boot, Site
 
 
 class LocalFiles:
@@ -58,8 +61,17 @@ class LocalFiles:
         self.store.set_enabled(name, enabled)
         self.reload()
 
+    @functools.cached_property
+    def boot(self) -> Boot:
+        """This boot of the machine (an Engine reads it once when it is made)."""
+        return read_boot(self.clock)
+
+    def site(self) -> Site:
+        """Where and in which zone the station is, from the settings, on this machine."""
+        return site_for(self.settings, self.boot)
+
     def preview(self, job: Job, count: int = 5) -> list[dt.datetime]:
-        return upcoming(job.replace(enabled=True), self.clock, count=count)
+        return upcoming(job.replace(enabled=True), self.clock, count=count, site=self.site())
 
     # -- history and output ----------------------------------------------------------------
 

@@ -39,6 +39,11 @@ def last_runs(state: Mapping[str, Any], fallback: Mapping[str, Mapping[str, Any]
     return out
 
 
+def ran_this_boot(state: Mapping[str, Any], boot_id: str) -> set[str]:
+    """Boot jobs whose last scheduled run was in the boot `boot_id` (the kernel's boot id)."""
+    return {name for name, seen in state.get("boot_runs", {}).items() if seen == boot_id}
+
+
 def running_entry(job_name: str, trigger: str, start: str, output_file: str, owner_create_time: float | None) -> dict[str, Any]:
     """A run's entry in the `running` table, written before its process exists: a crash from
     then on leaves the entry, and recovery finds the run's processes by their marker even

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 from insect_console import proctree
-from insect_console.clock import Clock
+from insect_console.clock import Clock, SystemClock
 from insect_console.config import Config, ConfigStore, Settings
 from insect_console.events import Listener
 from insect_console.fileio import InstanceLock
@@ -26,7 +26,9 @@ from insect_console.history import HistoryCursor, HistoryQuery
 from insect_console.jobs import Job
 from insect_console.runqueue import Intent
 from insect_console.scheduling import next_run_preview
-from insect_console.state import last_runs
+from insect_console.state import last_runs, ran_this_boot
+from insect_console.station import read_boot, site_for
+from insect_console.triggers import Site
 from insect_console.textfmt import parse_local
 
 
@@ -130,7 +132,7 @@ def job_statuses(
 
 
 def status_from_files(store: ConfigStore, config: Config, state: Mapping[str, Any], clock: Clock | None = None,
-                      fallback: Mapping[str, Mapping[str, Any]] | None = None) -> list[JobStatus]:
+                      fallback: Mapping[str, Mapping[str, Any]] | None = None, site: Site | None = None) -> list[JobStatus]:
     """Status when no scheduler runs in this process (`list`, a console whose daemon left): the
     next runs a running daemon published in the state, else those a scheduler would have if it
     started now."""
@@ -138,7 +140,9 @@ def status_from_files(store: ConfigStore, config: Config, state: Mapping[str, An
         published = state.get("next_runs", {})
         return job_statuses(config.jobs, state, lambda job: parse_local(published.get(job.name)) if job.enabled else None, fallback)
     anchors = last_runs(state, fallback)
-    return job_statuses(config.jobs, state, lambda job: next_run_preview(job, clock, anchors), fallback)
+    site = site or site_for(config.settings, read_boot(clock or SystemClock()))
+    done = ran_this_boot(state, site.boot.id) if site.boot else set()
+    return job_statuses(config.jobs, state, lambda job: next_run_preview(job, clock, anchors, site, done), fallback)
 
 
 @runtime_checkable

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Footer, Input, Label, Select, Static, Switch
+from textual.widgets import Button, Collapsible, Footer, Input, Label, Select, Static, Switch
 
 from insect_console import jobs as jobmod
 from insect_console.errors import UserError, ValidationError
@@ -27,14 +27,20 @@ from insect_console.widgets.bars import StatusLine, TopBar
 from insect_console.widgets.cells import tone
 from insect_console.widgets.policy_fields import PolicyFields
 
-FIELDS = ("name", "command", "shell", "schedule_type", "schedule_time", "timeout", "enabled")
+FIELDS = ("name", "command", "shell", "schedule_type", "schedule_time", "window", "jitter", "timeout", "enabled")
 ERROR_LABELS = {"schedule_time": "time", "schedule_type": "schedule"}
+ERROR_TARGETS = {"schedule_type": "schedule_time", "jitter": "window"}
+"""Fields whose errors show under another field's row (the type under its time, jitter beside the window)."""
 TIME_HINTS = {
     "interval": "3600, 90s, 15m, 1h",
     "daily": "HH:MM, e.g. 02:00",
     "weekly": "sunday, or sun 03:00",
+    "cron": "*/10 5-21 * * 1-5, @daily",
+    "sun": "sunset+00:30, dawn-15m",
+    "boot": "5m after boot",
 }
-TIME_FORMS = {"interval": jobmod.INTERVAL_FORMS, "daily": jobmod.DAILY_FORMS, "weekly": jobmod.WEEKLY_FORMS}
+TIME_FORMS = jobmod.FORMS
+PREVIEW_COUNT = 5
 CLI_HINT = "run it through a shell with --shell (shell = true in the config)"
 """The engine's advice for the CLI; in the form the same advice is "switch Shell on"."""
 
@@ -55,10 +61,20 @@ class SaveFailed(Message):
 class Previewed(Message):
     """The next due times of the schedule as typed (computed by the engine on a worker)."""
 
-    def __init__(self, schedule: tuple[str, str], runs: list) -> None:
+    def __init__(self, schedule: tuple, runs: list) -> None:
         super().__init__()
         self.schedule = schedule
         self.runs = runs
+
+
+def preview_line(runs: list, about: bool = False) -> str:
+    """The next due times in one line (two at most at 80 columns): the day only when it changes.
+    "Wed 21:00:00 · 21:10:00 · 21:20:00", "Wed 16:25:12 · Thu 16:24:36 · ..."."""
+    parts, day = [], None
+    for when in runs:
+        parts.append(f"{when:%H:%M:%S}" if when.date() == day else f"{when:%a %H:%M:%S}")
+        day = when.date()
+    return ("about " if about else "next ") + " · ".join(parts)
 
 
 class FormBody(VerticalScroll, can_focus=False):
@@ -110,6 +126,12 @@ class JobFormScreen(ConsoleScreen):
                 yield Input(job.schedule_time if job else "", placeholder=TIME_HINTS[kind], id="schedule_time", compact=True)
             yield Static("", id="err-schedule_time", classes="field-hint")
             with Horizontal(classes="field"):
+                yield Label("Window", classes="field-label")
+                yield Input(job.window or "" if job else "", placeholder="interval, cron: sunset+30m..sunrise-1h", id="window", compact=True)
+                yield Label("jitter", classes="inline-label")
+                yield Input(job.jitter or "" if job else "", placeholder="e.g. 5m", id="jitter", compact=True, classes="short")
+            yield Static("", id="err-window", classes="field-error")
+            with Horizontal(classes="field"):
                 yield Label("Timeout", classes="field-label")
                 yield Input(str(job.timeout) if job and job.timeout else "", placeholder=f"seconds (empty: {self.engine.settings.default_timeout})", id="timeout", compact=True)
             yield Static("", id="err-timeout", classes="field-error")
@@ -118,7 +140,9 @@ class JobFormScreen(ConsoleScreen):
                 yield Switch(job.enabled if job else True, id="enabled")
                 yield Label("", id="enabled-state", classes="switch-state")
             yield Static("", id="err-enabled", classes="field-error")
-            yield PolicyFields(job.policy if job else RunPolicy(), id="policy")
+            policy = job.policy if job else RunPolicy()
+            with Collapsible(title="Run policies: retries, catch-up, conditions, chain, group", collapsed=policy == RunPolicy(), id="policies"):
+                yield PolicyFields(policy, id="policy")
             yield Static("", id="err-form", classes="field-error")
             with Horizontal(id="form-buttons"):
                 yield Button("Save (ctrl+s)", id="save", variant="primary", compact=True)
@@ -145,6 +169,8 @@ class JobFormScreen(ConsoleScreen):
             "shell": self.query_one("#shell", Switch).value,
             "schedule_type": self.query_one("#schedule_type", Select).value,
             "schedule_time": self.query_one("#schedule_time", Input).value.strip(),
+            "window": self.query_one("#window", Input).value.strip() or None,
+            "jitter": self.query_one("#jitter", Input).value.strip() or None,
             "timeout": self.query_one("#timeout", Input).value.strip() or None,
             "enabled": self.query_one("#enabled", Switch).value,
         }
@@ -161,7 +187,7 @@ class JobFormScreen(ConsoleScreen):
 
     def set_error(self, field: str, reason: str | None) -> None:
         """Show `reason` under the field (or under the form for other fields); None clears it."""
-        target = "schedule_time" if field == "schedule_type" else field
+        target = ERROR_TARGETS.get(field, field)
         if target not in FIELDS:
             target = "form"
         widget = self.query_one(f"#err-{target}", Static)
@@ -190,7 +216,7 @@ class JobFormScreen(ConsoleScreen):
                 jobmod.validate_command(data["command"], data["shell"])
             elif field == "timeout":
                 jobmod.validate_timeout(data["timeout"])
-            elif field in ("schedule_type", "schedule_time"):
+            elif field in ("schedule_type", "schedule_time", "window", "jitter"):
                 return self._check_schedule(show_errors)
         except ValidationError as e:
             if show_errors:
@@ -199,48 +225,53 @@ class JobFormScreen(ConsoleScreen):
         self.set_error(field, None)
         return True
 
+    def _schedule_of(self, data: dict[str, Any]) -> tuple:
+        """The schedule as typed, in its stored form: (type, time, window, jitter). Raises ValidationError."""
+        kind, when = jobmod.normalize_schedule(data["schedule_type"], data["schedule_time"])
+        if kind == "cron":
+            jobmod.cron_fields(when)
+        return kind, when, jobmod.normalize_window(kind, data["window"]), jobmod.normalize_jitter(data["jitter"])
+
     def _check_schedule(self, show_errors: bool = True) -> bool:
         data = self.values()
         hint = self.query_one("#err-schedule_time", Static)
+        self.set_error("window", None)
         try:
-            kind, when = jobmod.normalize_schedule(data["schedule_type"], data["schedule_time"])
-            words = jobmod.parse_schedule(kind, when).describe()
+            schedule = self._schedule_of(data)
+            probe = Job("preview", "true", *schedule[:2], window=schedule[2], jitter=schedule[3])
+            words = probe.when.describe()
+            settings = self.engine.settings
+            jobmod.check_place(probe, settings.latitude, settings.longitude)
         except ValidationError as e:
-            if show_errors:
+            if show_errors or e.field in ("window", "jitter"):
                 self.set_error(e.field, e.reason)
-            else:
+            if e.field not in ("window", "jitter") and not show_errors:
                 hint.update(Text(TIME_FORMS.get(str(data["schedule_type"]), ""), style="dim"))
             return False
         self.set_error("schedule_time", None)
         self._words = words
-        unchanged = self.job is not None and (self.job.schedule_type, self.job.schedule_time) == (kind, when)
-        status = self.job_status(self.job.name) if unchanged and self.job is not None else None
-        if status is not None and status.next_run is not None:
-            self._show_preview((kind, when), [status.next_run], unchanged=True)
-        else:
-            self._show_preview((kind, when), [])
-            self._preview((kind, when))
+        self._show_preview(schedule, [])
+        self._preview(schedule)
         return True
 
     @work(thread=True, group="preview", exclusive=True, exit_on_error=False)
-    def _preview(self, schedule: tuple[str, str]) -> None:
-        self.post_message(Previewed(schedule, self.engine.preview(Job("preview", "true", *schedule), 1)))
+    def _preview(self, schedule: tuple) -> None:
+        name = self.query_one("#name", Input).value.strip() or "preview"  # the jitter is keyed by the job's name
+        job = Job(name, "true", *schedule[:2], window=schedule[2], jitter=schedule[3])
+        self.post_message(Previewed(schedule, self.engine.preview(job, PREVIEW_COUNT)))
 
     def on_previewed(self, message: Previewed) -> None:
         self._show_preview(message.schedule, message.runs)
 
-    def _show_preview(self, schedule: tuple[str, str], runs: list, unchanged: bool = False) -> None:
-        data = self.values()
+    def _show_preview(self, schedule: tuple, runs: list) -> None:
         try:
-            if jobmod.normalize_schedule(data["schedule_type"], data["schedule_time"]) != schedule:
+            if self._schedule_of(self.values()) != schedule:
                 return  # typed on since: a newer preview is on its way
         except ValidationError:
             return
         text = Text.assemble(("→ ", "dim"), (self._words, "bold"))
-        if runs and unchanged:
-            text.append(f" · next {runs[0]:%a %H:%M:%S} (unchanged)", style="dim")
-        elif runs:
-            text.append(f" · next {runs[0]:%a %H:%M:%S}" if schedule[0] != "interval" else f" · first run about {runs[0]:%H:%M:%S}", style="dim")
+        if runs:
+            text.append("\n" + preview_line(runs, about=schedule[0] == "interval" and schedule[2] is None), style="dim")
         self.query_one("#err-schedule_time", Static).update(text)
 
     @on(Input.Changed)

@@ -58,12 +58,14 @@ class JobsScreen(ConsoleScreen):
         self.filter_text = ""
         self._keys: list[str] = []
         self._cache: dict[tuple[str, str], Any] = {}
+        self._detail: str | None = None
 
     def compose(self) -> ComposeResult:
         yield TopBar("Jobs")
         with Vertical(id="jobs-body"):
             yield RowTable(id="jobs-table", cursor_type="row")
             yield Static("No jobs. Press a to add one.", id="jobs-empty")
+            yield Static("", id="jobs-detail")
             with Horizontal(id="jobs-filter"):
                 yield Label("Filter /", id="filter-label")
                 yield Input(placeholder="part of a job name · enter keeps it · esc clears", id="filter-input", compact=True)
@@ -121,6 +123,7 @@ class JobsScreen(ConsoleScreen):
                     if self._cache.get((name, column)) != value:
                         table.update_cell(name, column, value)
                         self._cache[(name, column)] = value
+        self._show_detail({s.name: s for s in rows})
         empty = self.query_one("#jobs-empty", Static)
         empty.display = not keys
         if not keys:
@@ -160,6 +163,21 @@ class JobsScreen(ConsoleScreen):
             "status": status,
             "fails": Text(str(fails), style=tone("bold red" if fails >= threshold else ("yellow" if fails else "dim")), justify="right"),
         }
+
+    def _show_detail(self, by_name: dict[str, JobStatus] | None = None) -> None:
+        """The selected job's whole schedule in words under the table (its cell is cut to fit)."""
+        name = self.selected()
+        status = (by_name or {s.name: s for s in self.engine.status()}).get(name) if name else None
+        text = "" if status is None else f"{clip(status.name, 20)} · {status.schedule}"
+        if status is not None and status.next_run is not None and status.enabled:
+            text += f" · next {status.next_run:%a %H:%M:%S}"
+        if self._detail != text:
+            self.query_one("#jobs-detail", Static).update(Text(clip(text, max(10, self.size.width - 2)), style="dim"))
+            self._detail = text
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self._keys:
+            self._show_detail()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

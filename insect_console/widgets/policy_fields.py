@@ -34,7 +34,7 @@ class PolicyFields(Vertical):
     def compose(self) -> ComposeResult:
         p = self.policy
         thresholds = {k: v for k, v in p.require.items() if k != "command"}
-        yield Static(Text("Run policies (empty: the default)", style="bold"), classes="form-section")
+        yield Static(Text("empty: the default", style="dim"), classes="form-section")
         with Horizontal(classes="field"):
             yield Label("Retries", classes="field-label")
             yield Input(str(p.retries) if p.retries else "", placeholder="0", id="p-retries", compact=True, classes="short")

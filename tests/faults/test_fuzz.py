@@ -317,6 +317,9 @@ def _check_parse(store: ConfigStore, raw: bytes, strict_settings: bool = True) -
     for name, value in s.to_dict().items():
         if name in text_settings:
             assert isinstance(value, str)
+        elif name in ("latitude", "longitude", "elevation"):  # the station's place: degrees in range, metres
+            limit = {"latitude": 90, "longitude": 180, "elevation": 9000}[name]
+            assert isinstance(value, float) and -limit <= value <= limit
         else:
             assert isinstance(value, int) and not isinstance(value, bool) and value >= (0 if name in ("kill_grace", "watchdog_sec") else 1)
     assert s.log_dir.strip()
