@@ -46,7 +46,7 @@ from insect_console.screens.jobs import JobsScreen
 from insect_console.screens.output import OutputScreen
 from insect_console.screens.palette import JobCommands
 from insect_console.surface import EngineView
-from insect_console.sysstats import PsutilStats, StatsProvider, SystemStats
+from insect_console.sysstats import StatsProvider, SystemStats
 from insect_console.widgets import cells
 
 STATS_INTERVAL = 3.0
@@ -175,13 +175,17 @@ class InsectConsole(App[str]):
     COMMANDS = App.COMMANDS | {JobCommands}
 
     def __init__(self, engine: EngineView, *, clock: Clock | None = None, stats_provider: StatsProvider | None = None,
-                 stats_interval: float = STATS_INTERVAL) -> None:
+                 stats_interval: float = STATS_INTERVAL, attach_only: bool = False) -> None:
         super().__init__()
         cells.set_monochrome(self.no_color)
         self.engine = engine
+        self.attach_only = attach_only
+        """Never schedule from this console (a browser session of `serve`): a lost daemon is reconnected to, never replaced."""
+        self.lost_reason = ""
         self.clock = clock or engine.clock
         self.bridge = EngineBridge(engine)
-        self.stats_provider = stats_provider or PsutilStats(engine.log_dir)
+        self._own_stats = stats_provider is None
+        self.stats_provider = stats_provider or engine.stats_provider()
         self.stats_interval = stats_interval
         self.last_stats: SystemStats | None = None
         self.last_notice: tuple[str, str] | None = None
@@ -240,6 +244,7 @@ class InsectConsole(App[str]):
         elif isinstance(event, ClockJumped):
             self.notify(f"The wall clock jumped {event.seconds:+.0f} s; next runs recomputed.", severity="warning")
         elif isinstance(event, DaemonLost):
+            self.lost_reason = event.reason[:1].upper() + event.reason[1:].rstrip(".") + "."
             self.daemon_lost()
         self.engine_events.publish(event)
 
@@ -253,8 +258,19 @@ class InsectConsole(App[str]):
     # -- attached to a daemon ---------------------------------------------------------------
 
     def daemon_lost(self) -> None:
-        """The daemon we were attached to went away: say so, and offer to schedule from here."""
-        pid = self.engine.daemon_pid
+        """The daemon we were attached to went away: say so, and offer to schedule from here,
+        or, for a station elsewhere or a console that must never schedule, to reconnect."""
+        engine = self.engine
+        pid = engine.daemon_pid
+        if engine.remote_host is not None or self.attach_only:
+            where = engine.remote_host or f"the daemon (pid {pid})"
+            self.set_notice("bold red", f"✗ connection to {where} lost")
+            detail = "Nothing on the station stops: its daemon goes on scheduling." if engine.remote_host else "Nothing schedules the jobs now, unless the daemon is started again."
+            self.push_screen(
+                ConfirmScreen(f"The connection to {where} was lost.", f"{self.lost_reason} {detail} Reconnect?", "Reconnect"),
+                lambda yes: self.start_own_engine(reconnect=True) if yes else None,
+            )
+            return
         self.set_notice("bold red", f"✗ daemon pid {pid} went away: nothing is scheduling")
         self.push_screen(
             ConfirmScreen(
@@ -266,24 +282,33 @@ class InsectConsole(App[str]):
         )
 
     @work(thread=True, group="engine", exclusive=True, exit_on_error=False)
-    def start_own_engine(self) -> None:
-        engine = self.engine.own_scheduler()
+    def start_own_engine(self, reconnect: bool = False) -> None:
+        engine = self.engine.reconnect() if reconnect else self.engine.own_scheduler()
         try:
             engine.start()
-        except SchedulerRunning as e:
-            self.post_message(Notice(str(e), "error", "Not started"))
+        except UserError as e:  # SchedulerRunning, or a station still out of reach
+            self.post_message(Notice(str(e), "error", "Not reconnected" if reconnect else "Not started"))
+            if reconnect:
+                self.call_from_thread(self.daemon_lost)
             return
         self.post_message(EngineReady(engine))
 
     def on_engine_ready(self, message: EngineReady) -> None:
-        """Switch the console to its own engine (after the daemon went away)."""
+        """Switch the console to its new engine: its own scheduler, or a new connection."""
         old, self.engine = self.engine, message.engine
         self.bridge.close()
         self.bridge = EngineBridge(self.engine)
         self.bridge.attach(self)
+        if self._own_stats:
+            self.stats_provider = self.engine.stats_provider()
         old.stop(0)
-        self.set_notice("green", "✓ this console now runs the scheduler")
-        self.notify("This console now runs the scheduler; it stops when the console closes.", title="Scheduler started")
+        if self.engine.attached:
+            where = self.engine.remote_host or f"the daemon (pid {self.engine.daemon_pid})"
+            self.set_notice("green", f"✓ reconnected to {where}")
+            self.notify(f"Reconnected to {where}.", title="Reconnected")
+        else:
+            self.set_notice("green", "✓ this console now runs the scheduler")
+            self.notify("This console now runs the scheduler; it stops when the console closes.", title="Scheduler started")
         self.status_changed.publish(None)
 
     # -- navigation and job commands (screens ask with a Command) ---------------------------------
@@ -441,7 +466,7 @@ class InsectConsole(App[str]):
 
 
 def create_app(engine: EngineView, **options) -> InsectConsole:
-    """Build the console for `engine` (started or not). Options: clock, stats_provider, stats_interval."""
+    """Build the console for `engine` (started or not). Options: clock, stats_provider, stats_interval, attach_only."""
     return InsectConsole(engine, **options)
 
 
@@ -497,7 +522,8 @@ class _Shutdown:
         with self._lock:
             if not self._stopped:
                 self._stopped = True
-                self.app.engine.stop(grace)  # the app's engine: it may have been switched
+                if self.app.engine is not None:  # the app's engine: it may have been switched
+                    self.app.engine.stop(grace)
 
     def on_signal(self, signum: int, _frame) -> None:
         if self.signal is None:
@@ -527,8 +553,22 @@ def run_console(engine) -> int:
             print(f"insect-console: {e}, and it does not answer on its control socket ({gone})", file=sys.stderr)
             return 2
         engine = remote
-    restore_logging = _log_to_file(engine.log_dir)
-    app = create_app(engine)
+    return run_app(create_app(engine), engine.log_dir)
+
+
+def run_attached(engine, log_dir: Path, attach_only: bool = False) -> int:
+    """Attach `engine` (a RemoteEngine, or an SshEngine for a station elsewhere) and run the
+    console on it; the daemon goes on when the console leaves. A daemon that can't be reached
+    raises UserError (the CLI says it in one line) before the console takes the screen, so ssh
+    can still ask for a passphrase on the terminal."""
+    engine.start()
+    return run_app(create_app(engine, attach_only=attach_only), log_dir)
+
+
+def run_app(app: InsectConsole, log_dir: Path) -> int:
+    """Run `app` in this terminal, logging to `log_dir`/console.log; stop its engine on the way
+    out (also on SIGTERM or SIGHUP). Returns the exit code."""
+    restore_logging = _log_to_file(log_dir)
     shutdown = _Shutdown(app)
     previous = {sig: signal.signal(sig, shutdown.on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     result = None

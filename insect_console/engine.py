@@ -56,6 +56,7 @@ class Engine(LocalFiles):
 
     attached = False
     daemon_pid: int | None = None
+    remote_host: str | None = None
 
     def __init__(self, config_path: Path | str = DEFAULT_CONFIG_PATH, *, base_dir: Path | str | None = None, clock: Clock | None = None) -> None:
         self.store = ConfigStore(config_path, base_dir)
@@ -90,6 +91,9 @@ class Engine(LocalFiles):
 
     def own_scheduler(self) -> "Engine":
         return self  # it is the scheduler
+
+    def reconnect(self) -> "Engine":
+        return self  # nothing to reconnect to
 
     # -- lifecycle (scheduler mode) ----------------------------------------
 

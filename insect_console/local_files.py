@@ -17,6 +17,7 @@ from insect_console.clock import Clock
 from insect_console.config import Config, ConfigStore, Settings
 from insect_console.jobs import Job
 from insect_console.scheduling import upcoming
+from insect_console.sysstats import PsutilStats, StatsProvider
 
 
 class LocalFiles:
@@ -38,6 +39,10 @@ class LocalFiles:
     @property
     def where(self) -> str:
         return self.store.display_path
+
+    def stats_provider(self) -> StatsProvider:
+        """This machine's stats: it is the station."""
+        return PsutilStats(self.log_dir)
 
     # -- config changes ----------------------------------------------------------------
 
