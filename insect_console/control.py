@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from insect_console import events as ev
-from insect_console.errors import UserError
+from insect_console.errors import DaemonGone
 from insect_console.protocol import Commands, Served, Session, decode_active, encode_active, error_from_reply, error_reply, request_too_long
 from insect_console.transport import Transport, TransportError, UnixTransport
 
@@ -95,6 +95,8 @@ class _Client:
         self.queued = 0
         self.session = Session()
         self.dropped = False
+        self.eof = False
+        """The client closed its side: it is answered what it asked, then closed."""
 
     @property
     def subscribed(self) -> bool:
@@ -249,9 +251,10 @@ class ControlServer:
         except BlockingIOError:
             return
         except OSError:
-            data = b""
-        if not data:
             client.dropped = True
+            return
+        if not data:
+            client.eof = True
             return
         client.inbox += data
         while b"\n" in client.inbox:
@@ -259,6 +262,7 @@ class ControlServer:
             client.inbox = bytearray(rest)
             self.commands.handle(client.session, line, lambda reply: self._reply(client, reply))
         if len(client.inbox) > MAX_REQUEST:  # never read a line whole: say why, then drop the client
+            log.warning("control: dropped a client whose request was longer than %d KiB", MAX_REQUEST // 1024)
             client.inbox = bytearray()
             self._reply(client, request_too_long(MAX_REQUEST))
             self._flush(client)
@@ -296,23 +300,29 @@ class ControlServer:
         with self._lock:
             clients = list(self._clients.values())
         for client in clients:
+            with client.session.lock:
+                if client.eof and not client.outbox and not client.session.in_flight:
+                    client.dropped = True  # it closed its side and has every answer
+            watched = self._sel.get_map().get(client.sock.fileno())
             if client.dropped:
                 if client.subscribed and client.queued:
                     log.warning("control: dropped a client that stopped reading (%d bytes waiting)", client.queued)
                     self.dropped_clients += 1
-                self._sel.unregister(client.sock)
+                if watched is not None:
+                    self._sel.unregister(client.sock)
                 with self._lock:
                     self._clients.pop(client.sock.fileno(), None)
                 client.session.close()
                 client.sock.close()
                 continue
-            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.outbox else 0)
-            if self._sel.get_key(client.sock).events != want:
+            want = (0 if client.eof else selectors.EVENT_READ) | (selectors.EVENT_WRITE if client.outbox else 0)
+            if not want:  # closed its side, answers still being worked out: watch it again once they come
+                if watched is not None:
+                    self._sel.unregister(client.sock)
+            elif watched is None:
+                self._sel.register(client.sock, want, "client")
+            elif watched.events != want:
                 self._sel.modify(client.sock, want, "client")
-
-
-class DaemonGone(UserError):
-    """The daemon closed the connection (it stopped or crashed)."""
 
 
 class ControlClient:

@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from insect_console import __version__
 from insect_console.config import Config, Settings
-from insect_console.errors import AlreadyRunning, ConfigError, JobNotFound, UserError, ValidationError
+from insect_console.errors import AlreadyRunning, ConfigError, DaemonGone, UserError, ValidationError
 from insect_console.events import Listener
 from insect_console.history import HistoryPage, HistoryQuery, STATUSES
 from insect_console.jobs import Job, make_job
@@ -174,6 +174,8 @@ def error_from_reply(reply: Mapping[str, Any]) -> UserError:
         return ConfigError(message)
     if kind == "BadRequest":
         return BadRequest(message)
+    if kind == "ProtocolMismatch":
+        return ProtocolMismatch(message)
     return UserError(message)
 
 
@@ -191,12 +193,30 @@ def check_hello(result: Mapping[str, Any], needed: int = NEEDED_BY_REMOTE) -> di
     return dict(result)
 
 
-def old_daemon(error: UserError) -> ProtocolMismatch | None:
-    """A refused `hello` from a daemon that predates it, as the message to show; else None."""
-    if "unknown command" in str(error):
-        return ProtocolMismatch("the station's insect-console is too old for a remote console (its control protocol has no "
-                                f"version; this console needs {NEEDED_BY_REMOTE}): update insect-console on the station")
+TOO_OLD = ("the station's insect-console is too old for a remote console ({why}; this console needs control protocol "
+           f"{NEEDED_BY_REMOTE}): update insect-console on the station")
+
+
+def old_station(said: str) -> ProtocolMismatch | None:
+    """What a station too old for a remote console said (a refused `hello`, or no
+    `control-stdio` command at all), as the message to show; else None."""
+    if "unknown command 'hello'" in said:
+        return ProtocolMismatch(TOO_OLD.format(why="its control protocol has no version"))
+    if "invalid choice: 'control-stdio'" in said:
+        return ProtocolMismatch(TOO_OLD.format(why="it has no control-stdio command"))
     return None
+
+
+def greet(client: Any, wait: float | None = None) -> dict[str, Any]:
+    """Say `hello` on a new connection; the daemon's answer, or ProtocolMismatch (one clear
+    line) when it can't serve a remote console. DaemonGone passes through."""
+    try:
+        result = client.call("hello", wait=wait, version=PROTOCOL_VERSION)
+    except (ProtocolMismatch, DaemonGone):
+        raise
+    except UserError as e:
+        raise old_station(str(e)) or e
+    return check_hello(result)
 
 
 # -- arguments ----------------------------------------------------------------------------------
@@ -277,12 +297,13 @@ class Session:
         self.version = OLDEST_VERSION
         self._cursors: OrderedDict[int, _Cursor] = OrderedDict()
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
+        """Held while a slow answer is handed over and counted done, so the server sees the one or the other."""
         self.in_flight = 0
         self.closed = False
 
     def add_cursor(self, cursor: Any) -> int:
-        with self._lock:
+        with self.lock:
             if self.closed:
                 cursor.close()
                 raise BadRequest("the connection is closing")
@@ -294,21 +315,21 @@ class Session:
             return cid
 
     def cursor(self, cid: Any) -> _Cursor:
-        with self._lock:
+        with self.lock:
             found = self._cursors.get(cid) if isinstance(cid, int) else None
         if found is None:
             raise BadRequest(f"no history cursor {cid!r} on this connection (closed, or one of more than {MAX_CURSORS})")
         return found
 
     def close_cursor(self, cid: Any) -> None:
-        with self._lock:
+        with self.lock:
             found = self._cursors.pop(cid, None) if isinstance(cid, int) else None
         if found is not None:
             found.cursor.close()
 
     def close(self) -> None:
         """The connection ended: stop every scan it started."""
-        with self._lock:
+        with self.lock:
             self.closed = True
             cursors, self._cursors = list(self._cursors.values()), OrderedDict()
         for c in cursors:
@@ -367,24 +388,25 @@ class Commands:
         if request["cmd"] not in self.slow:
             reply(self._answer(command, session, request, rid))
             return
-        with session._lock:
+        with session.lock:
             if session.in_flight >= MAX_IN_FLIGHT:
                 reply(error_reply(rid, f"busy: {MAX_IN_FLIGHT} requests of this connection are in progress; wait for their answers"))
                 return
             session.in_flight += 1
 
         def work() -> None:
+            answer = error_reply(rid, "internal error")
             try:
                 answer = self._answer(command, session, request, rid)
             finally:
-                with session._lock:
+                with session.lock:  # queued and counted done at once (see ControlServer._sweep)
                     session.in_flight -= 1
-            reply(answer)
+                    reply(answer)
 
         try:
             self._workers().submit(work)
         except RuntimeError:  # the daemon is stopping
-            with session._lock:
+            with session.lock:
                 session.in_flight -= 1
             reply(error_reply(rid, "the daemon is stopping"))
 

@@ -30,7 +30,7 @@ from insect_console.errors import UserError
 from insect_console.events import ConfigReloaded
 from insect_console.history import HistoryPage, HistoryQuery
 from insect_console.jobs import Job
-from insect_console.protocol import PROTOCOL_VERSION, ProtocolMismatch, check_hello, config_from_wire, old_daemon, query_to_wire
+from insect_console.protocol import ProtocolMismatch, config_from_wire, greet, old_station, query_to_wire
 from insect_console.remote import AttachedEngine
 from insect_console.surface import JobStatus
 from insect_console.sysstats import SystemStats
@@ -107,19 +107,18 @@ class SshEngine(AttachedEngine):
         transport = self.target.open(batch=self.batch, ssh=self.ssh)
         client = ControlClient(transport, on_event=self._on_event, on_close=self._on_close, timeout=CALL_TIMEOUT)
         try:
-            self.hello = check_hello(client.call("hello", wait=HELLO_TIMEOUT, version=PROTOCOL_VERSION))
+            self.hello = greet(client, wait=HELLO_TIMEOUT)
         except DaemonGone as e:
             why = client.why_closed()  # ssh's reason (or the station's insect-console's one line)
             client.close()
             if not why:
                 why = f"no answer within {HELLO_TIMEOUT:g} s" if "did not answer" in str(e) else str(e)
+            if (too_old := old_station(why)) is not None:
+                raise ProtocolMismatch(f"{self.remote_host}: {too_old}") from None
             raise DaemonGone(f"{self.remote_host}: {why}") from None
-        except ProtocolMismatch as e:
-            client.close()
-            raise ProtocolMismatch(f"{self.remote_host}: {e}") from None
         except UserError as e:
             client.close()
-            raise old_daemon(e) or UserError(f"{self.remote_host}: {e}") from None
+            raise (ProtocolMismatch if isinstance(e, ProtocolMismatch) else UserError)(f"{self.remote_host}: {e}") from None
         self.daemon_pid = self.hello.get("pid")
         return client
 

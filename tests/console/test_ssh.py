@@ -6,7 +6,6 @@ here only to check what the daemon did."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import tomllib
 from pathlib import Path
