@@ -191,6 +191,17 @@ def local_state_dir() -> Path:
     return Path(base) / "insect-console"
 
 
+def cmd_stations(args, config: str) -> int:
+    """`stations [FILE]`: the overview of many stations; enter opens one's console."""
+    from insect_console.stations import default_stations_file, load_stations
+
+    path = Path(args.file).expanduser() if args.file else default_stations_file()
+    stations = load_stations(path)
+    from insect_console.app import run_stations  # the Textual console, imported only here
+
+    return run_stations(stations, str(path), local_state_dir())
+
+
 def cmd_control_stdio(args, config: str) -> int:
     from insect_console.bridge import run_bridge
     from insect_console.control import socket_path

@@ -52,8 +52,10 @@ class TopBar(Widget):
     def render(self) -> Text:
         app = self.app
         engine = app.engine
-        running = len(engine.active_runs())
         left = Text.assemble((" insect-console", "bold"), " › ", self.section)
+        if engine is None:  # the stations overview
+            return _spread(left, Text(app.clock.now().strftime("%H:%M:%S ")), self.size.width)
+        running = len(engine.active_runs())
         if engine.remote_host is not None:
             host = clip(engine.remote_host, 20)
             where = Text(f"{host}: CONNECTION LOST", style="bold red") if not engine.running else Text(f"{host} · daemon pid {engine.daemon_pid}", style="bold")
