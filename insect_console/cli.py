@@ -202,6 +202,13 @@ def cmd_stations(args, config: str) -> int:
     return run_stations(stations, str(path), local_state_dir())
 
 
+def cmd_serve(args, config: str) -> int:
+    """`serve`: the console in a browser; every session attached to the daemon."""
+    from insect_console.serve import serve
+
+    return serve(config, args.port, args.bind, args.public)
+
+
 def cmd_control_stdio(args, config: str) -> int:
     from insect_console.bridge import run_bridge
     from insect_console.control import socket_path
