@@ -257,11 +257,11 @@ class ControlServer:
             client.eof = True
             return
         client.inbox += data
-        while b"\n" in client.inbox:
-            line, _, rest = bytes(client.inbox).partition(b"\n")
-            client.inbox = bytearray(rest)
+        while (cut := client.inbox.find(b"\n")) >= 0 and cut <= MAX_REQUEST:
+            line = bytes(client.inbox[:cut])
+            del client.inbox[: cut + 1]
             self.commands.handle(client.session, line, lambda reply: self._reply(client, reply))
-        if len(client.inbox) > MAX_REQUEST:  # never read a line whole: say why, then drop the client
+        if cut > MAX_REQUEST or len(client.inbox) > MAX_REQUEST:  # never read a line whole: say why, then drop the client
             log.warning("control: dropped a client whose request was longer than %d KiB", MAX_REQUEST // 1024)
             client.inbox = bytearray()
             self._reply(client, request_too_long(MAX_REQUEST))
@@ -349,6 +349,8 @@ class ControlClient:
         self._pending: dict[int, tuple[threading.Event, list]] = {}
         self._lock = threading.Lock()
         self.closed = threading.Event()
+        self.refusal: str | None = None
+        """The daemon's last error that answered no request (why it dropped us: a request too long...)."""
         self._reader = threading.Thread(target=self._read_loop, name="control-client", daemon=True)
         self._reader.start()
 
@@ -376,8 +378,9 @@ class ControlClient:
         return reply.get("result")
 
     def why_closed(self) -> str | None:
-        """What the transport said as it ended (ssh's last error line), if anything."""
-        return self.transport.why_closed()
+        """What the transport said as it ended (ssh's last error line), else the daemon's last
+        refusal of no request in particular, if anything."""
+        return self.transport.why_closed() or self.refusal
 
     def _read_loop(self) -> None:
         buf = b""
@@ -423,6 +426,8 @@ class ControlClient:
                 except Exception:
                     log.exception("event listener failed")
             return
+        if message.get("id") is None and message.get("ok") is False:
+            self.refusal = str(message.get("error") or "refused")
         with self._lock:
             waiting = self._pending.pop(message.get("id"), None)
         if waiting:

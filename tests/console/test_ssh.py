@@ -17,7 +17,7 @@ from helpers import PY, Daemon, cli, job, write_config
 from insect_console import history
 from insect_console.app import create_app
 from insect_console.control import DaemonGone
-from insect_console.history import HistoryReader
+from insect_console.history import HistoryQuery, HistoryReader
 from insect_console.screens import ConfirmScreen, HistoryScreen, JobFormScreen, OutputScreen, RunDetailScreen
 from insect_console.sshengine import SshEngine
 from insect_console.transport import SshTarget
@@ -41,7 +41,8 @@ def sshd(tmp_path: Path):
 @pytest.fixture
 def station(tmp_path: Path, sshd: Sshd):
     """A daemon on tmp_path/config.toml behind the sshd; yields (daemon, config, engine factory)."""
-    config = write_config(tmp_path, [job("steps", STEPS, "daily", "02:00"), job("other", "true", "daily", "02:00")],
+    config = write_config(tmp_path, [job("steps", STEPS, "daily", "02:00"), job("other", "true", "daily", "02:00"),
+                                     job("long", f"{PY} -c \"import time; print('up', flush=True); time.sleep(60)\"", "daily", "02:00")],
                           console_settings(), rel="config.toml")
     daemon = Daemon(tmp_path, config=str(config))
     engines: list[SshEngine] = []
@@ -82,11 +83,22 @@ def test_run_now_and_live_output_over_ssh(station, tmp_path):
             await wait_until(pilot, lambda: HistoryReader(tmp_path / "logs").latest(), timeout=20, what="the record")
             await pilot.press("escape")
             await wait_until(pilot, lambda: "✓ success" in screen_text(app), timeout=20, what="the result in the table")
+            # kill, through the station's daemon
+            table = app.screen.query_one(DataTable)
+            table.move_cursor(row=table.get_row_index("long"))
+            await pilot.press("r")
+            await wait_until(pilot, lambda: "long" in engine.active_runs() and engine.active_runs()["long"].pid, timeout=20, what="long to run")
+            await pilot.press("k")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the kill question")
+            await pilot.press("y")
+            await wait_until(pilot, lambda: HistoryReader(tmp_path / "logs").latest(HistoryQuery(job="long")), timeout=30, what="long's record")
 
     run(go())
-    record_ = HistoryReader(tmp_path / "logs").latest()[0]
-    assert record_["job_name"] == "steps" and record_["status"] == "success" and record_["trigger"] == "manual"
+    steps, = HistoryReader(tmp_path / "logs").latest(HistoryQuery(job="steps"))
+    assert steps["status"] == "success" and steps["trigger"] == "manual"
     assert "steps: started (manual" in daemon.log  # the station's daemon ran it
+    long, = HistoryReader(tmp_path / "logs").latest(HistoryQuery(job="long"))
+    assert long["status"] == "error" and long["error"] == "killed on request"
 
 
 def test_a_form_save_over_ssh_is_written_by_the_daemon(station):
