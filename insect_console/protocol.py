@@ -207,6 +207,13 @@ def old_station(said: str) -> ProtocolMismatch | None:
     return None
 
 
+def explain(why: str) -> str:
+    """A daemon's or transport's last words, as an operator elsewhere needs them."""
+    if why == "permission denied":
+        return "the station's daemon refused this user (permission denied): log in as the daemon's user, or root"
+    return why
+
+
 def greet(client: Any, wait: float | None = None) -> dict[str, Any]:
     """Say `hello` on a new connection; the daemon's answer, or ProtocolMismatch (one clear
     line) when it can't serve a remote console. DaemonGone passes through."""

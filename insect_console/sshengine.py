@@ -30,7 +30,7 @@ from insect_console.errors import UserError
 from insect_console.events import ConfigReloaded
 from insect_console.history import HistoryPage, HistoryQuery
 from insect_console.jobs import Job
-from insect_console.protocol import ProtocolMismatch, config_from_wire, greet, old_station, query_to_wire
+from insect_console.protocol import ProtocolMismatch, config_from_wire, explain, greet, old_station, query_to_wire
 from insect_console.remote import AttachedEngine
 from insect_console.surface import JobStatus
 from insect_console.sysstats import SystemStats
@@ -113,6 +113,7 @@ class SshEngine(AttachedEngine):
             client.close()
             if not why:
                 why = f"no answer within {HELLO_TIMEOUT:g} s" if "did not answer" in str(e) else str(e)
+            why = explain(why)
             if (too_old := old_station(why)) is not None:
                 raise ProtocolMismatch(f"{self.remote_host}: {too_old}") from None
             raise DaemonGone(f"{self.remote_host}: {why}") from None

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from insect_console.control import ControlClient
 from insect_console.errors import ConfigError, DaemonGone, UserError
 from insect_console.history import HistoryQuery
-from insect_console.protocol import greet, query_to_wire
+from insect_console.protocol import explain, greet, query_to_wire
 from insect_console.surface import JobStatus
 from insect_console.transport import DEFAULT_CONFIG, DEFAULT_REMOTE_COMMAND, SshTarget
 
@@ -159,7 +159,7 @@ class StationProbe:
             hello = greet(client, wait=PROBE_TIMEOUT * 2)
         except DaemonGone as e:
             why = client.why_closed()
-            raise DaemonGone(why or ("no answer" if "did not answer" in str(e) else str(e))) from None
+            raise DaemonGone(explain(why or ("no answer" if "did not answer" in str(e) else str(e)))) from None
         status = client.call("status")
         statuses = [JobStatus.from_wire(j) for j in status.get("jobs", [])]
         return summarize(self.station.name, statuses, self._newest_error(client, statuses), hello.get("pid"), hello.get("daemon"))
