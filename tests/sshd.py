@@ -9,6 +9,7 @@ each session a fresh environment).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from debian import require_binary
+from helpers import kill_processes
 
 REMOTE_COMMAND = str(Path(sys.executable).with_name("insect-console"))
 """This checkout's insect-console, as the station runs it (sshd's PATH does not have the venv)."""
@@ -110,12 +112,17 @@ class Sshd:
             family.insert(0, psutil.Process(self.proc.pid))
         except psutil.Error:
             pass
-        for p in family:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(family, timeout=10)
+        kill_processes(family)
         self.proc.wait(10)
         if self.proc.stderr:
             self.proc.stderr.close()
+
+
+@contextlib.contextmanager
+def running_sshd(directory: Path, stations: tuple[str, ...] = ("station-a",)):
+    """An `Sshd` started for the block (a test fixture's body), always stopped after it."""
+    server = Sshd(directory, stations).start()
+    try:
+        yield server
+    finally:
+        server.stop()

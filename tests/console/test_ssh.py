@@ -21,7 +21,7 @@ from insect_console.history import HistoryQuery, HistoryReader
 from insect_console.screens import ConfirmScreen, HistoryScreen, JobFormScreen, OutputScreen, RunDetailScreen
 from insect_console.sshengine import SshEngine
 from insect_console.transport import SshTarget
-from sshd import REMOTE_COMMAND, Sshd
+from sshd import REMOTE_COMMAND, Sshd, running_sshd
 
 from .conftest import console_settings, fixed_stats, record, run, screen_text, wait_until
 
@@ -31,11 +31,8 @@ STEPS = f"{PY} -c \"import time\nfor i in range(4):\n    print('step', i, flush=
 
 @pytest.fixture
 def sshd(tmp_path: Path):
-    server = Sshd(tmp_path / "ssh", ("station-a",)).start()
-    try:
+    with running_sshd(tmp_path / "ssh") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -63,14 +60,19 @@ def station(tmp_path: Path, sshd: Sshd):
         daemon.stop()
 
 
+def console(connect):
+    """A console on a new connection to the station: (engine, app)."""
+    engine = connect()
+    return engine, create_app(engine, stats_provider=fixed_stats)
+
+
 def _jobs(config: Path) -> dict[str, dict]:
     return {j["name"]: j for j in tomllib.loads(config.read_text())["jobs"]}
 
 
 def test_run_now_and_live_output_over_ssh(station, tmp_path):
     daemon, config, connect = station
-    engine = connect()
-    app = create_app(engine, stats_provider=fixed_stats)
+    engine, app = console(connect)
 
     async def go():
         async with app.run_test(size=SIZE) as pilot:
@@ -103,8 +105,7 @@ def test_run_now_and_live_output_over_ssh(station, tmp_path):
 
 def test_a_form_save_over_ssh_is_written_by_the_daemon(station):
     daemon, config, connect = station
-    engine = connect()
-    app = create_app(engine, stats_provider=fixed_stats)
+    engine, app = console(connect)
 
     async def go():
         async with app.run_test(size=SIZE) as pilot:
@@ -140,8 +141,7 @@ def test_a_page_of_history_and_one_run_over_ssh(station, tmp_path):
         start = base + dt.timedelta(minutes=10 * i)
         history.append_record(tmp_path / "logs", record("steps" if i % 2 else "other", start, "success" if i % 7 else "error",
                                                         run_id=f"r{i:03d}", output_file=str(out) if i == 449 else None))
-    engine = connect()
-    app = create_app(engine, stats_provider=fixed_stats)
+    engine, app = console(connect)
 
     async def go():
         async with app.run_test(size=SIZE) as pilot:
@@ -170,8 +170,7 @@ def test_a_page_of_history_and_one_run_over_ssh(station, tmp_path):
 
 def test_an_ssh_drop_says_so_offers_to_reconnect_and_the_station_goes_on(station, sshd):
     daemon, config, connect = station
-    engine = connect()
-    app = create_app(engine, stats_provider=fixed_stats)
+    engine, app = console(connect)
 
     async def go():
         async with app.run_test(size=SIZE) as pilot:

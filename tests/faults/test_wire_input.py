@@ -25,7 +25,7 @@ from insect_console.protocol import MAX_CURSORS, ProtocolMismatch, greet
 from insect_console.sshengine import SshEngine
 from insect_console.transport import SshTarget
 from helpers import py_cmd
-from sshd import REMOTE_COMMAND, Sshd
+from sshd import REMOTE_COMMAND, running_sshd
 
 from .kit import PY, Daemon, fast, job, wait_for, write_config
 
@@ -155,11 +155,8 @@ def test_an_unknown_protocol_version_is_a_clear_refusal(ticking):
 
 @pytest.fixture
 def sshd(tmp_path: Path):
-    server = Sshd(tmp_path / "ssh", ("station-a",)).start()
-    try:
+    with running_sshd(tmp_path / "ssh") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_through_ssh_garbage_and_a_100_mb_line_end_in_one_line_and_the_bridge_ends(ticking, sshd):
