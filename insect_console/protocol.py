@@ -140,6 +140,8 @@ def config_from_wire(data: Mapping[str, Any]) -> Config:
     settings = Settings.from_dict({k: v for k, v in dict(data.get("settings") or {}).items() if k in known})
     jobs = []
     for raw in data.get("jobs") or []:
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            continue
         try:
             jobs.append(make_job(raw))
         except ValidationError:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
+import threading
 
 import pytest
 
@@ -26,19 +28,28 @@ def require_binary(binary: str, package: str) -> str:
         return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip(f"{binary} is not installed and can't be installed here (needs root and apt-get): apt-get install {package}")
-    with open(LOCK_PATH, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        found = shutil.which(binary, path=_SEARCH)  # another run may have installed it meanwhile
-        if found:
-            return found
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "--no-install-recommends", package]
-        done = subprocess.run(install, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200)
-        if done.returncode != 0:  # an old package list: update it once, then try again
-            subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"], env=env, capture_output=True, stdin=subprocess.DEVNULL, timeout=600)
+    # the install's minutes don't count against the test's own timeout: pytest-timeout's SIGALRM
+    # timer is paused, then resumed with what was left of it
+    on_main = threading.current_thread() is threading.main_thread()
+    left, interval = signal.setitimer(signal.ITIMER_REAL, 0) if on_main else (0.0, 0.0)
+    try:
+        with open(LOCK_PATH, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = shutil.which(binary, path=_SEARCH)  # another run may have installed it meanwhile
+            if found:
+                return found
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            install = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "--no-install-recommends", package]
             done = subprocess.run(install, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200)
-        found = shutil.which(binary, path=_SEARCH)
+            if done.returncode != 0:  # an old package list: update it once, then try again
+                subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"], env=env, capture_output=True, stdin=subprocess.DEVNULL, timeout=600)
+                done = subprocess.run(install, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200)
+            found = shutil.which(binary, path=_SEARCH)
+    finally:
+        if left > 0:
+            signal.setitimer(signal.ITIMER_REAL, left, interval)
     if not found:
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         pytest.skip(f"{binary}: apt-get install {package} failed: {last[0]}")
     return found
+
