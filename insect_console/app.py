@@ -264,7 +264,8 @@ class InsectConsole(App[str]):
         elif isinstance(event, ClockJumped):
             self.notify(f"The wall clock jumped {event.seconds:+.0f} s; next runs recomputed.", severity="warning")
         elif isinstance(event, DaemonLost):
-            self.lost_reason = event.reason[:1].upper() + event.reason[1:].rstrip(".") + "."
+            reason = event.reason.rstrip(".") + "."
+            self.lost_reason = reason if reason.startswith("ssh") else reason[:1].upper() + reason[1:]
             self.daemon_lost()
         self.engine_events.publish(event)
 

@@ -3,7 +3,7 @@
 A client (the console, `run-job`, `control-stdio` for a console over ssh) sends requests
 `{"id": 1, "cmd": "status"}` and gets `{"id": 1, "ok": true, "result": ...}` or
 `{"id": 1, "ok": false, "error": "..."}`. After `subscribe` it also gets engine events
-`{"event": "output", ...}`. The commands and their answers are protocol.py's; this module
+`{"event": "output", ...}`. The commands and their answers are commands.py's (the wire forms protocol.py's); this module
 moves the bytes: the server's socket and clients, and the client's side.
 
 The socket is 0600 inside the 0700 runtime directory, and the peer's uid is checked with
@@ -29,7 +29,8 @@ from typing import Any, Callable
 
 from insect_console import events as ev
 from insect_console.errors import DaemonGone
-from insect_console.protocol import Commands, Served, Session, decode_active, encode_active, error_from_reply, error_reply, request_too_long
+from insect_console.commands import Commands, Served, Session
+from insect_console.protocol import decode_active, encode_active, error_from_reply, error_reply, request_too_long
 from insect_console.transport import Transport, TransportError, UnixTransport
 
 __all__ = ["ControlClient", "ControlServer", "DaemonGone", "connect_to_daemon", "decode_active", "encode_active", "socket_path"]

@@ -14,7 +14,8 @@ from insect_console import history, records
 from insect_console.config import ConfigStore
 from insect_console.control import ControlClient, socket_path
 from insect_console.errors import UserError, ValidationError
-from insect_console.protocol import MAX_CURSORS, PROTOCOL_VERSION, ProtocolMismatch, check_hello, config_from_wire
+from insect_console.commands import MAX_CURSORS
+from insect_console.protocol import PROTOCOL_VERSION, ProtocolMismatch, check_hello, config_from_wire
 
 STEPS = py_cmd("import time\nfor i in range(3):\n    print('step', i, flush=True)\n    time.sleep(0.1)")
 DAY = dt.date(2026, 3, 14)

@@ -21,7 +21,8 @@ import pytest
 from insect_console.config import ConfigStore
 from insect_console.control import ControlClient, socket_path
 from insect_console.errors import DaemonGone
-from insect_console.protocol import MAX_CURSORS, ProtocolMismatch, greet
+from insect_console.commands import MAX_CURSORS
+from insect_console.protocol import ProtocolMismatch, greet
 from insect_console.sshengine import SshEngine
 from insect_console.transport import SshTarget
 from helpers import py_cmd
