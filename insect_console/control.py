@@ -3,8 +3,9 @@
 A client (the console, `run-job`, `control-stdio` for a console over ssh) sends requests
 `{"id": 1, "cmd": "status"}` and gets `{"id": 1, "ok": true, "result": ...}` or
 `{"id": 1, "ok": false, "error": "..."}`. After `subscribe` it also gets engine events
-`{"event": "output", ...}`. The commands and their answers are commands.py's (the wire forms protocol.py's); this module
-moves the bytes: the server's socket and clients, and the client's side.
+`{"event": "output", ...}`. The commands and their answers are commands.py's (the wire forms
+protocol.py's); this module moves the bytes: the server's socket and clients, and the client's
+side.
 
 The socket is 0600 inside the 0700 runtime directory, and the peer's uid is checked with
 SO_PEERCRED: only the daemon's own user or root may connect. Each client has a bounded output

@@ -126,6 +126,11 @@ def test_a_form_save_over_ssh_is_written_by_the_daemon(station):
             await pilot.press("ctrl+s")
             await wait_until(pilot, lambda: "added" in _jobs(config), timeout=20, what="the new job in the station's config")
             await wait_until(pilot, lambda: "every 15m" in screen_text(app), timeout=20, what="the new job in the table")
+            table = app.screen.query_one(DataTable)
+            table.move_cursor(row=table.get_row_index("other"))
+            await pilot.press("space")  # disable, through the daemon
+            await wait_until(pilot, lambda: _jobs(config)["other"]["enabled"] is False, timeout=20, what="other disabled on the station")
+            await wait_until(pilot, lambda: not engine.config.job("other").enabled, timeout=20, what="the console to know")
 
     run(go())
     daemon.wait_log("config reloaded")
