@@ -22,7 +22,7 @@ import threading
 from collections import deque
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -33,7 +33,7 @@ from textual.signal import Signal
 from textual.widget import AwaitMount
 from textual.worker import Worker, WorkerState
 
-from insect_console.clock import Clock
+from insect_console.clock import Clock, SystemClock
 from insect_console.errors import AlreadyRunning, SchedulerRunning, UserError
 from insect_console.events import ClockJumped, ConfigReloaded, DaemonLost, Notification, OutputLines, RunFinished, RunSkipped, RunStarted
 from insect_console.runoutput import OutputHub
@@ -45,8 +45,11 @@ from insect_console.screens.history import HistoryScreen, RunDetailScreen
 from insect_console.screens.jobs import JobsScreen
 from insect_console.screens.output import OutputScreen
 from insect_console.screens.palette import JobCommands
+from insect_console.screens.stations import StationsScreen
+from insect_console.sshengine import SshEngine
+from insect_console.stations import Station
 from insect_console.surface import EngineView
-from insect_console.sysstats import PsutilStats, StatsProvider, SystemStats
+from insect_console.sysstats import StatsProvider, SystemStats
 from insect_console.textfmt import terminal_safe
 from insect_console.widgets import cells
 
@@ -103,6 +106,14 @@ class EngineReady(Message):
 
 class ExitRequested(Message):
     """Posted from a signal's thread (SIGTERM, SIGHUP): quit now, without asking."""
+
+
+class StationOpened(Message):
+    """A station of the overview answered: show its console."""
+
+    def __init__(self, engine: EngineView) -> None:
+        super().__init__()
+        self.engine = engine
 
 
 # -- from engine threads to the app ------------------------------------------------------------
@@ -175,14 +186,23 @@ class InsectConsole(App[str]):
     ]
     COMMANDS = App.COMMANDS | {JobCommands}
 
-    def __init__(self, engine: EngineView, *, clock: Clock | None = None, stats_provider: StatsProvider | None = None,
-                 stats_interval: float = STATS_INTERVAL) -> None:
+    def __init__(self, engine: EngineView | None, *, clock: Clock | None = None, stats_provider: StatsProvider | None = None,
+                 stats_interval: float = STATS_INTERVAL, attach_only: bool = False, stations: Sequence[Station] | None = None,
+                 stations_source: str = "", ssh: Sequence[str] | None = None) -> None:
         super().__init__()
         cells.set_monochrome(self.no_color)
         self.engine = engine
-        self.clock = clock or engine.clock
-        self.bridge = EngineBridge(engine)
-        self.stats_provider = stats_provider or PsutilStats(engine.log_dir)
+        """None only on the stations overview, while no station is open."""
+        self.attach_only = attach_only
+        """Never schedule from this console (a browser session of `serve`): a lost daemon is reconnected to, never replaced."""
+        self.lost_reason = ""
+        self.clock = clock or (engine.clock if engine is not None else SystemClock())
+        self.bridge: EngineBridge | None = EngineBridge(engine) if engine is not None else None
+        self._fixed_stats = stats_provider
+        self.stats_provider: StatsProvider | None = stats_provider or (engine.stats_provider() if engine is not None else None)
+        self.ssh = ssh
+        """The ssh command for the stations (None: $INSECT_CONSOLE_SSH, else ssh)."""
+        self.stations_screen = StationsScreen(stations, stations_source, ssh) if stations is not None else None
         self.stats_interval = stats_interval
         self.last_stats: SystemStats | None = None
         self.last_notice: tuple[str, str] | None = None
@@ -199,11 +219,12 @@ class InsectConsole(App[str]):
 
     @property
     def output(self) -> OutputHub:
+        assert self.bridge is not None
         return self.bridge.output
 
     @property
     def attached(self) -> bool:
-        return self.engine.attached
+        return self.engine is None or self.engine.attached
 
     def exit(self, *args, **kwargs) -> None:
         self.quitting = True
@@ -215,15 +236,18 @@ class InsectConsole(App[str]):
         return super().push_screen(screen, *args, **kwargs)
 
     def get_default_screen(self) -> Screen:
-        return self.jobs_screen
+        return self.stations_screen or self.jobs_screen
 
     def on_mount(self) -> None:
-        self.bridge.attach(self)
-        self.last_stats = self.stats_provider()
+        if self.bridge is not None:
+            self.bridge.attach(self)
+        if self.stats_provider is not None:
+            self.last_stats = self.stats_provider()
         self.set_interval(self.stats_interval, self.collect_stats)
 
     def on_unmount(self) -> None:
-        self.bridge.close()
+        if self.bridge is not None:
+            self.bridge.close()
         if self.operations is not None:
             self.operations.close()
 
@@ -250,6 +274,8 @@ class InsectConsole(App[str]):
         elif isinstance(event, ClockJumped):
             self.notify(f"The wall clock jumped {event.seconds:+.0f} s; next runs recomputed.", severity="warning")
         elif isinstance(event, DaemonLost):
+            reason = event.reason.rstrip(".") + "."
+            self.lost_reason = reason if reason.startswith("ssh") else reason[:1].upper() + reason[1:]
             self.daemon_lost()
         self.engine_events.publish(event)
 
@@ -263,8 +289,19 @@ class InsectConsole(App[str]):
     # -- attached to a daemon ---------------------------------------------------------------
 
     def daemon_lost(self) -> None:
-        """The daemon we were attached to went away: say so, and offer to schedule from here."""
-        pid = self.engine.daemon_pid
+        """The daemon we were attached to went away: say so, and offer to schedule from here,
+        or, for a station elsewhere or a console that must never schedule, to reconnect."""
+        engine = self.engine
+        pid = engine.daemon_pid
+        if engine.remote_host is not None or self.attach_only:
+            where = engine.remote_host or f"the daemon (pid {pid})"
+            self.set_notice("bold red", f"✗ connection to {where} lost")
+            detail = "Nothing on the station stops: its daemon goes on scheduling." if engine.remote_host else "Nothing schedules the jobs now, unless the daemon is started again."
+            self.push_screen(
+                ConfirmScreen(f"The connection to {where} was lost.", f"{self.lost_reason} {detail} Reconnect?", "Reconnect"),
+                lambda yes: self.start_own_engine(reconnect=True) if yes else None,
+            )
+            return
         self.set_notice("bold red", f"✗ daemon pid {pid} went away: nothing is scheduling")
         self.push_screen(
             ConfirmScreen(
@@ -276,30 +313,45 @@ class InsectConsole(App[str]):
         )
 
     @work(thread=True, group="engine", exclusive=True, exit_on_error=False)
-    def start_own_engine(self) -> None:
-        from insect_console.operations import Operations
+    def start_own_engine(self, reconnect: bool = False) -> None:
+        engine = self.engine.reconnect() if reconnect else self.engine.own_scheduler()
+        ops = None
+        if not reconnect:
+            from insect_console.operations import Operations
 
-        engine = self.engine.own_scheduler()
-        ops = Operations(engine)  # metrics and pings while this console schedules
-        engine.heartbeat = ops.beat
+            ops = Operations(engine)  # metrics and pings while this console schedules
+            engine.heartbeat = ops.beat
         try:
             engine.start()
-        except SchedulerRunning as e:
-            ops.close()
-            self.post_message(Notice(str(e), "error", "Not started"))
+        except UserError as e:  # SchedulerRunning, or a station still out of reach
+            if ops is not None:
+                ops.close()
+            self.post_message(Notice(str(e), "error", "Not reconnected" if reconnect else "Not started"))
+            if reconnect:
+                self.call_from_thread(self.daemon_lost)
             return
-        self.operations = ops
+        if ops is not None:
+            self.operations = ops
         self.post_message(EngineReady(engine))
 
     def on_engine_ready(self, message: EngineReady) -> None:
-        """Switch the console to its own engine (after the daemon went away)."""
+        """Switch the console to its new engine: its own scheduler, or a new connection."""
+        if self.engine is None or self.bridge is None:  # the station was left meanwhile
+            message.engine.stop(0)
+            return
         old, self.engine = self.engine, message.engine
         self.bridge.close()
         self.bridge = EngineBridge(self.engine)
         self.bridge.attach(self)
+        self.stats_provider = self._fixed_stats or self.engine.stats_provider()
         old.stop(0)
-        self.set_notice("green", "✓ this console now runs the scheduler")
-        self.notify("This console now runs the scheduler; it stops when the console closes.", title="Scheduler started")
+        if self.engine.attached:
+            where = self.engine.remote_host or f"the daemon (pid {self.engine.daemon_pid})"
+            self.set_notice("green", f"✓ reconnected to {where}")
+            self.notify(f"Reconnected to {where}.", title="Reconnected")
+        else:
+            self.set_notice("green", "✓ this console now runs the scheduler")
+            self.notify("This console now runs the scheduler; it stops when the console closes.", title="Scheduler started")
         self.status_changed.publish(None)
 
     # -- navigation and job commands (screens ask with a Command) ---------------------------------
@@ -308,6 +360,15 @@ class InsectConsole(App[str]):
     def run_command(self, message: Command) -> None:
         message.stop()
         action, name = message.action, message.job
+        if action == "open-station" and message.station is not None:
+            self.open_station(message.station)
+            return
+        if action == "back":
+            if self.stations_screen is not None and self.engine is not None and self.screen is self.jobs_screen:
+                self.run_worker(self.leave_station(), group="station", exclusive=True)
+            return
+        if self.engine is None:
+            return
         if action == "add":
             self.push_screen(JobFormScreen(None), self._form_saved)
         elif action == "run-detail" and message.record is not None:
@@ -381,6 +442,43 @@ class InsectConsole(App[str]):
         elif what.endswith("."):
             self.post_message(Notice(what))
 
+    # -- the stations overview ----------------------------------------------------------
+
+    @work(thread=True, group="station", exclusive=True, exit_on_error=False)
+    def open_station(self, station: Station) -> None:
+        """Connect to a station of the overview (on a worker: ssh takes its time)."""
+        engine = SshEngine(station.target(), ssh=self.ssh)
+        try:
+            engine.start()
+        except UserError as e:
+            self.post_message(Notice(str(e), "error", f"Not connected to {station.name}"))
+            return
+        self.post_message(StationOpened(engine))
+
+    def on_station_opened(self, message: StationOpened) -> None:
+        if self.quitting or self.engine is not None:
+            threading.Thread(target=message.engine.stop, daemon=True).start()
+            return
+        self.engine = engine = message.engine
+        self.bridge = EngineBridge(engine)
+        self.bridge.attach(self)
+        self.stats_provider = self._fixed_stats or engine.stats_provider()
+        self.last_stats = self.stats_provider()
+        self.last_notice = None
+        self.jobs_screen = JobsScreen()
+        self.push_screen(self.jobs_screen)
+
+    async def leave_station(self) -> None:
+        """Back from a station's console to the overview; the connection ends (the station goes on)."""
+        engine = self.engine
+        await self.pop_screen()
+        if self.bridge is not None:
+            self.bridge.close()
+        self.engine, self.bridge, self.last_notice = None, None, None
+        self.stats_provider, self.last_stats = self._fixed_stats, None
+        if engine is not None:
+            threading.Thread(target=engine.stop, name="leave-station", daemon=True).start()  # ends ssh: not on the UI thread
+
     def on_notice(self, message: Notice) -> None:
         self.notify(message.text, title=message.title, severity=message.severity, timeout=10 if message.severity == "error" else None)
 
@@ -388,7 +486,9 @@ class InsectConsole(App[str]):
 
     @work(thread=True, group="stats", exclusive=True, exit_on_error=False)
     def collect_stats(self) -> None:
-        self.post_message(StatsUpdated(self.stats_provider()))
+        provider = self.stats_provider
+        if provider is not None:
+            self.post_message(StatsUpdated(provider()))
 
     def on_stats_updated(self, message: StatsUpdated) -> None:
         self.last_stats = message.stats
@@ -410,7 +510,8 @@ class InsectConsole(App[str]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen([*self.HELP_SCREENS, ("Everywhere", type(self))]))
+            stations = [("Stations", StationsScreen)] if self.stations_screen is not None else []
+            self.push_screen(HelpScreen([*stations, *self.HELP_SCREENS, ("Everywhere", type(self))]))
 
     async def action_quit(self) -> None:
         """Quit; with runs in progress, ask: wait for them, stop them, or cancel.
@@ -456,9 +557,15 @@ class InsectConsole(App[str]):
         yield SystemCommand("Help: all keys (?)", "Every key of every screen", self.action_help)
 
 
-def create_app(engine: EngineView, **options) -> InsectConsole:
-    """Build the console for `engine` (started or not). Options: clock, stats_provider, stats_interval."""
+def create_app(engine: EngineView | None, **options) -> InsectConsole:
+    """Build the console for `engine` (started or not). Options: clock, stats_provider,
+    stats_interval, attach_only; for the stations overview (engine None): stations, stations_source, ssh."""
     return InsectConsole(engine, **options)
+
+
+def run_stations(stations: Sequence[Station], source: str, log_dir: Path) -> int:
+    """The stations overview in this terminal; enter opens a station's console."""
+    return run_app(create_app(None, stations=stations, stations_source=source), log_dir)
 
 
 # -- running it in a terminal -------------------------------------------------------------------
@@ -513,7 +620,8 @@ class _Shutdown:
         with self._lock:
             if not self._stopped:
                 self._stopped = True
-                self.app.engine.stop(grace)  # the app's engine: it may have been switched
+                if self.app.engine is not None:  # the app's engine: it may have been switched
+                    self.app.engine.stop(grace)
 
     def on_signal(self, signum: int, _frame) -> None:
         if self.signal is None:
@@ -543,8 +651,22 @@ def run_console(engine) -> int:
             print(f"insect-console: {e}, and it does not answer on its control socket ({gone})", file=sys.stderr)
             return 2
         engine = remote
-    restore_logging = _log_to_file(engine.log_dir)
-    app = create_app(engine)
+    return run_app(create_app(engine), engine.log_dir)
+
+
+def run_attached(engine, log_dir: Path, attach_only: bool = False) -> int:
+    """Attach `engine` (a RemoteEngine, or an SshEngine for a station elsewhere) and run the
+    console on it; the daemon goes on when the console leaves. A daemon that can't be reached
+    raises UserError (the CLI says it in one line) before the console takes the screen, so ssh
+    can still ask for a passphrase on the terminal."""
+    engine.start()
+    return run_app(create_app(engine, attach_only=attach_only), log_dir)
+
+
+def run_app(app: InsectConsole, log_dir: Path) -> int:
+    """Run `app` in this terminal, logging to `log_dir`/console.log; stop its engine on the way
+    out (also on SIGTERM or SIGHUP). Returns the exit code."""
+    restore_logging = _log_to_file(log_dir)
     shutdown = _Shutdown(app)
     previous = {sig: signal.signal(sig, shutdown.on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     result = None

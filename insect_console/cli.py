@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="insect-console", description="Schedule, run and watch the batch jobs of an insect observation station.", parents=[common])
     parser.add_argument("--version", action="version", version=f"insect-console {__version__}")
     parser.add_argument("--no-ui", action="store_true", help="with no command: run the scheduler headless")
+    parser.add_argument("--host", metavar="[USER@]STATION[:PORT]", help="open the console of a station elsewhere, over ssh (its -c CONFIG is the station's)")
+    parser.add_argument("--remote-command", default=None, metavar="CMD", help="with --host: how insect-console is run on the station (default: insect-console)")
+    parser.add_argument("--attach-only", action="store_true", help="open the console only on a running daemon; never start a scheduler here")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
@@ -109,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--user", help="the user to run as (default: you)")
 
+    cmd("control-stdio", "bridge stdin/stdout to the daemon's control socket (what --host runs on the station over ssh)")
+
+    p = cmd("stations", "an overview of many stations, each reached over ssh; enter opens one's console")
+    p.add_argument("file", nargs="?", metavar="FILE", help="the stations file (default ~/.config/insect-console/stations.toml)")
+
+    p = cmd("serve", "the console in a browser (textual-serve); each browser session is a console attached to the daemon")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS", help="address to listen on (default 127.0.0.1: reach it with ssh -L)")
+    p.add_argument("--public", action="store_true", help="allow an address other than loopback (there is no authentication in front of it)")
+
     p = cmd("convert", "convert a spec-format JSON config to TOML")
     p.add_argument("source", metavar="OLD.json")
     p.add_argument("target", nargs="?", metavar="NEW.toml")
@@ -155,8 +168,14 @@ def dispatch(args: argparse.Namespace) -> int:
     config = getattr(args, "config", "config/batch_config.toml")
     level = getattr(args, "log_level", "INFO")
     command = args.command or "scheduler"
+    if getattr(args, "host", None) or getattr(args, "remote_command", None):
+        if command != "scheduler" or args.no_ui or args.attach_only:
+            raise UserError("--host opens a station's console: give it no command, and not --no-ui or --attach-only")
+        return cmd_remote_console(args, config)
     if command == "scheduler":
-        return cmd_scheduler(config, level, headless=args.no_ui)
+        if args.no_ui and args.attach_only:
+            raise UserError("--attach-only opens a console on a running daemon; --no-ui runs a scheduler: not both")
+        return cmd_scheduler(config, level, headless=args.no_ui, attach_only=args.attach_only)
     from insect_console.logsetup import setup_logging
 
     setup_logging(getattr(args, "log_level", "WARNING"))
@@ -167,11 +186,17 @@ def dispatch(args: argparse.Namespace) -> int:
 # -- commands ----------------------------------------------------------------
 
 
-def cmd_scheduler(config: str, level: str, headless: bool) -> int:
+def cmd_scheduler(config: str, level: str, headless: bool, attach_only: bool = False) -> int:
     from insect_console.daemon import run_daemon
     from insect_console.logsetup import setup_logging
     from insect_console.engine import Engine
 
+    if attach_only:
+        from insect_console.app import run_attached
+        from insect_console.remote import RemoteEngine
+
+        engine = RemoteEngine(_store(config))
+        return run_attached(engine, engine.log_dir, attach_only=True)
     engine = Engine(config)
     if not headless:
         from insect_console.app import run_console  # the Textual console, imported only here
@@ -185,6 +210,60 @@ def cmd_scheduler(config: str, level: str, headless: bool) -> int:
             ops.close()
     setup_logging(level)
     return run_daemon(engine)
+
+
+def cmd_remote_console(args, config: str) -> int:
+    """`--host [user@]station[:port]`: the console of a station elsewhere, its daemon over ssh."""
+    from insect_console.transport import DEFAULT_REMOTE_COMMAND, SshTarget
+
+    if not args.host:
+        raise UserError("--remote-command goes with --host")
+    target = SshTarget.parse(args.host, config=config, remote_command=args.remote_command or DEFAULT_REMOTE_COMMAND)
+    return _open_station(target)
+
+
+def _open_station(target) -> int:
+    from insect_console.app import run_attached
+    from insect_console.sshengine import SshEngine
+
+    engine = SshEngine(target, batch=False)  # the first connection may ask for a passphrase, before the console takes the screen
+    return run_attached(engine, local_state_dir())
+
+
+def local_state_dir() -> Path:
+    """Where a console of a station elsewhere keeps its own log: $XDG_STATE_HOME/insect-console."""
+    import os
+
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "insect-console"
+
+
+def cmd_stations(args, config: str) -> int:
+    """`stations [FILE]`: the overview of many stations; enter opens one's console."""
+    from insect_console.stations import default_stations_file, load_stations
+
+    path = Path(args.file).expanduser() if args.file else default_stations_file()
+    stations = load_stations(path)
+    from insect_console.app import run_stations  # the Textual console, imported only here
+
+    return run_stations(stations, str(path), local_state_dir())
+
+
+def cmd_serve(args, config: str) -> int:
+    """`serve`: the console in a browser; every session attached to the daemon."""
+    from insect_console.serve import serve
+
+    return serve(config, args.port, args.bind, args.public)
+
+
+def cmd_control_stdio(args, config: str) -> int:
+    from insect_console.bridge import run_bridge
+    from insect_console.control import socket_path
+
+    store = _store(config)
+    if not store.path.exists():
+        raise UserError(f"{store.display_path}: no such config file (give the station's config with -c)")
+    return run_bridge(socket_path(store.runtime_dir), store.display_path)
 
 
 def _store(config: str):

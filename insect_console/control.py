@@ -1,16 +1,19 @@
 """The daemon's control channel: a Unix socket speaking one JSON object per line.
 
-A client (the console, `run-job`) sends requests `{"id": 1, "cmd": "status"}` and gets
-`{"id": 1, "ok": true, "result": ...}` or `{"id": 1, "ok": false, "error": "..."}`. After
-`subscribe` it also gets engine events `{"event": "output", ...}`. Commands: status, run
-(job), kill (job), reload, subscribe, unsubscribe.
+A client (the console, `run-job`, `control-stdio` for a console over ssh) sends requests
+`{"id": 1, "cmd": "status"}` and gets `{"id": 1, "ok": true, "result": ...}` or
+`{"id": 1, "ok": false, "error": "..."}`. After `subscribe` it also gets engine events
+`{"event": "output", ...}`. The commands and their answers are commands.py's (the wire forms
+protocol.py's); this module moves the bytes: the server's socket and clients, and the client's
+side.
 
 The socket is 0600 inside the 0700 runtime directory, and the peer's uid is checked with
 SO_PEERCRED: only the daemon's own user or root may connect. Each client has a bounded output
-buffer; a client that does not read is dropped, it never slows the scheduler. At most
-MAX_CLIENTS are connected at once (more are refused as they come, with one log line per burst)
-and a client that has sent nothing SILENT_CLIENT_TIMEOUT seconds after connecting is closed, so
-a flood of idle connections can't take the descriptors the runs need.
+buffer; a client that does not read is dropped, it never slows the scheduler. A request line
+longer than MAX_REQUEST is never read whole: the client gets an error line and is dropped.
+At most MAX_CLIENTS are connected at once (more are refused as they come, with one log line
+per burst) and a client that has sent nothing SILENT_CLIENT_TIMEOUT seconds after connecting is
+closed, so a flood of idle connections can't take the descriptors the runs need.
 """
 
 from __future__ import annotations
@@ -28,12 +31,15 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from insect_console import events as ev
-from insect_console.errors import AlreadyRunning, UserError
-from insect_console.surface import ActiveRun, JobStatus
-from insect_console.textfmt import parse_local
+from insect_console.errors import DaemonGone
+from insect_console.commands import Commands, Served, Session
+from insect_console.protocol import decode_active, encode_active, error_from_reply, error_reply, request_too_long
+from insect_console.transport import Transport, TransportError, UnixTransport
+
+__all__ = ["ControlClient", "ControlServer", "DaemonGone", "connect_to_daemon", "decode_active", "encode_active", "socket_path"]
 
 log = logging.getLogger("insect_console.control")
 
@@ -68,7 +74,8 @@ def encode_event(event: ev.Event) -> dict[str, Any]:
 
 
 def decode_event(data: dict[str, Any]) -> ev.Event | None:
-    cls = _EVENT_TYPES.get(data.get("event", ""))
+    name = data.get("event")
+    cls = _EVENT_TYPES.get(name) if isinstance(name, str) else None
     if cls is None:
         return None
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -79,22 +86,6 @@ def decode_event(data: dict[str, Any]) -> ev.Event | None:
         return cls(**values)
     except TypeError:
         return None
-
-
-def encode_active(run: ActiveRun) -> dict[str, Any]:
-    data = dataclasses.asdict(run)
-    data["start_time"] = run.start_time.astimezone().isoformat(timespec="milliseconds") if run.start_time else None
-    return data
-
-
-def decode_active(data: dict[str, Any]) -> ActiveRun:
-    fields = {f.name for f in dataclasses.fields(ActiveRun)}
-    values = {k: v for k, v in data.items() if k in fields}
-    values["start_time"] = parse_local(values.get("start_time"))
-    values.setdefault("job_name", "?")
-    values.setdefault("run_id", "")
-    values.setdefault("trigger", "")
-    return ActiveRun(**values)
 
 
 def socket_path(runtime_dir: Path) -> Path:
@@ -111,22 +102,6 @@ def peer_allowed(uid: int) -> bool:
     return uid == os.geteuid() or uid == 0
 
 
-class Served(Protocol):
-    """What the server needs of the engine it serves (an `Engine`)."""
-
-    def status(self) -> list[JobStatus]: ...
-
-    def active_runs(self) -> dict[str, ActiveRun]: ...
-
-    def run_now(self, name: str) -> ActiveRun: ...
-
-    def kill(self, name: str) -> bool: ...
-
-    def request_reload(self) -> None: ...
-
-    def subscribe(self, listener: Callable[[ev.Event], None]) -> Callable[[], None]: ...
-
-
 class _Client:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -135,8 +110,14 @@ class _Client:
         self.inbox = bytearray()
         self.outbox: deque[bytes] = deque()
         self.queued = 0
-        self.subscribed = False
+        self.session = Session()
         self.dropped = False
+        self.eof = False
+        """The client closed its side: it is answered what it asked, then closed."""
+
+    @property
+    def subscribed(self) -> bool:
+        return self.session.subscribed
 
 
 class ControlServer:
@@ -144,6 +125,7 @@ class ControlServer:
 
     def __init__(self, engine: Served, path: Path, max_buffer: int = MAX_CLIENT_BUFFER) -> None:
         self.engine = engine
+        self.commands = Commands(engine)
         self.path = path
         self.max_buffer = max_buffer
         self._clients: dict[int, _Client] = {}
@@ -200,8 +182,10 @@ class ControlServer:
         if self._thread:
             self._thread.join(timeout=5)
         for client in list(self._clients.values()):
+            client.session.close()
             client.sock.close()
         self._clients.clear()
+        self.commands.close()
         try:
             self._listener.close()
             self.path.unlink()
@@ -330,58 +314,33 @@ class ControlServer:
         except BlockingIOError:
             return
         except OSError:
-            data = b""
-        if not data:
             client.dropped = True
+            return
+        if not data:
+            client.eof = True
             return
         client.spoke = True
         client.inbox += data
-        while b"\n" in client.inbox:
-            line, _, rest = bytes(client.inbox).partition(b"\n")
-            client.inbox = bytearray(rest)
-            reply = self._handle(client, line)
-            with self._lock:
-                self._enqueue(client, (json.dumps(reply, ensure_ascii=False) + "\n").encode())
-        if len(client.inbox) > MAX_REQUEST:
+        while (cut := client.inbox.find(b"\n")) >= 0 and cut <= MAX_REQUEST:
+            line = bytes(client.inbox[:cut])
+            del client.inbox[: cut + 1]
+            self.commands.handle(client.session, line, lambda reply: self._reply(client, reply))
+        if cut > MAX_REQUEST or len(client.inbox) > MAX_REQUEST:  # never read a line whole: say why, then drop the client
+            log.warning("control: dropped a client whose request was longer than %d KiB", MAX_REQUEST // 1024)
+            client.inbox = bytearray()
+            self._reply(client, request_too_long(MAX_REQUEST))
+            self._flush(client)
             client.dropped = True
 
-    def _handle(self, client: _Client, line: bytes) -> dict[str, Any]:
+    def _reply(self, client: _Client, reply: dict[str, Any]) -> None:
+        """Queue an answer (from the server's thread, or a command pool's thread)."""
         try:
-            request = json.loads(line)
-            if not isinstance(request, dict):
-                raise ValueError("a request is a JSON object")
-        except ValueError as e:
-            return {"id": None, "ok": False, "error": f"bad request: {e}"}
-        rid = request.get("id")
-        try:
-            return {"id": rid, "ok": True, "result": self._command(client, request)}
-        except (UserError, ValueError, KeyError) as e:
-            return {"id": rid, "ok": False, "error": str(e).strip("'\""), "kind": type(e).__name__}
-        except Exception as e:  # a bad request must never take the daemon down
-            log.exception("control command failed")
-            return {"id": rid, "ok": False, "error": f"internal error: {e}"}
-
-    def _command(self, client: _Client, request: dict[str, Any]) -> Any:
-        cmd = request.get("cmd")
-        engine = self.engine
-        if cmd == "status":
-            active = {name: encode_active(a) for name, a in engine.active_runs().items()}
-            return {"pid": os.getpid(), "jobs": [s.to_wire() for s in engine.status()], "active": active}
-        if cmd == "run":
-            active = engine.run_now(str(request["job"]))
-            return {"run_id": active.run_id}
-        if cmd == "kill":
-            return {"killed": engine.kill(str(request["job"]))}
-        if cmd == "reload":
-            engine.request_reload()
-            return {}
-        if cmd == "subscribe":
-            client.subscribed = True
-            return {}
-        if cmd == "unsubscribe":
-            client.subscribed = False
-            return {}
-        raise ValueError(f"unknown command {cmd!r}; commands: status, run, kill, reload, subscribe, unsubscribe")
+            data = (json.dumps(reply, ensure_ascii=False) + "\n").encode("utf-8", "replace")
+        except (TypeError, ValueError) as e:
+            data = (json.dumps(error_reply(reply.get("id"), f"internal error: answer not encodable ({e})")) + "\n").encode()
+        with self._lock:
+            self._enqueue(client, data)
+        self._wake()
 
     def _flush(self, client: _Client) -> None:
         with self._lock:
@@ -417,81 +376,102 @@ class ControlServer:
             log.info("control: the burst of connections is over: %d refused, %d closed for sending nothing", self._burst["refused"], self._burst["silent"])
             self._burst = None
         for client in clients:
+            with client.session.lock:
+                if client.eof and not client.outbox and not client.session.in_flight:
+                    client.dropped = True  # it closed its side and has every answer
+            watched = self._sel.get_map().get(client.sock.fileno())
             if client.dropped:
                 if client.subscribed and client.queued:
                     log.warning("control: dropped a client that stopped reading (%d bytes waiting)", client.queued)
                     self.dropped_clients += 1
-                self._sel.unregister(client.sock)
+                if watched is not None:
+                    self._sel.unregister(client.sock)
                 with self._lock:
                     self._clients.pop(client.sock.fileno(), None)
+                client.session.close()
                 client.sock.close()
                 continue
-            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.outbox else 0)
-            if self._sel.get_key(client.sock).events != want:
+            want = (0 if client.eof else selectors.EVENT_READ) | (selectors.EVENT_WRITE if client.outbox else 0)
+            if not want:  # closed its side, answers still being worked out: watch it again once they come
+                if watched is not None:
+                    self._sel.unregister(client.sock)
+            elif watched is None:
+                self._sel.register(client.sock, want, "client")
+            elif watched.events != want:
                 self._sel.modify(client.sock, want, "client")
 
 
-class DaemonGone(UserError):
-    """The daemon closed the connection (it stopped or crashed)."""
-
-
 class ControlClient:
-    """A connection to a daemon. Events go to `on_event` on the client's reader thread."""
+    """A connection to a daemon over a `Transport` (its Unix socket, given as a path, or the
+    pipes of `ssh … control-stdio`). Events go to `on_event` on the client's reader thread."""
 
-    def __init__(self, path: Path, on_event: Callable[[ev.Event], None] | None = None, on_close: Callable[[], None] | None = None, timeout: float = 10.0) -> None:
-        self.path = path
+    MAX_LINE = 64 * 1024 * 1024
+    """A line from the daemon longer than this ends the connection (a broken peer, not a daemon)."""
+
+    def __init__(self, target: Path | Transport, on_event: Callable[[ev.Event], None] | None = None, on_close: Callable[[], None] | None = None,
+                 timeout: float = 10.0) -> None:
         self.on_event = on_event
         self.on_close = on_close
         self.timeout = timeout
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self.sock.connect(str(path))
-        except OSError as e:
-            self.sock.close()
-            raise DaemonGone(f"can't connect to the daemon at {path}: {e.strerror}") from None
+        if isinstance(target, Path):
+            try:
+                target = UnixTransport(target)
+            except TransportError as e:
+                raise DaemonGone(str(e)) from None
+        self.transport: Transport = target
+        self.sock = getattr(target, "sock", None)
+        """The Unix socket, when that is the transport (tests cut it to play an SSH drop)."""
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[threading.Event, list]] = {}
         self._lock = threading.Lock()
         self.closed = threading.Event()
+        self.refusal: str | None = None
+        """The daemon's last error that answered no request (why it dropped us: a request too long...)."""
         self._reader = threading.Thread(target=self._read_loop, name="control-client", daemon=True)
         self._reader.start()
 
-    def call(self, cmd: str, **args: Any) -> Any:
-        """Send one request and wait for its reply; raises UserError with the daemon's message."""
+    def call(self, cmd: str, *, wait: float | None = None, **args: Any) -> Any:
+        """Send one request and wait (`wait` s, default `timeout`) for its reply; raises
+        UserError with the daemon's message, DaemonGone when there is no answer."""
         rid = next(self._ids)
         done = threading.Event()
         slot: list = []
         with self._lock:
             self._pending[rid] = (done, slot)
         try:
-            self.sock.sendall((json.dumps({"id": rid, "cmd": cmd, **args}) + "\n").encode())
+            self.transport.send((json.dumps({"id": rid, "cmd": cmd, **args}) + "\n").encode())
         except OSError:
+            with self._lock:
+                self._pending.pop(rid, None)
             raise DaemonGone("the daemon closed the connection") from None
-        if not done.wait(self.timeout) or not slot:
+        if not done.wait(self.timeout if wait is None else wait) or not slot:
             with self._lock:
                 self._pending.pop(rid, None)
             raise DaemonGone("the daemon did not answer" if not self.closed.is_set() else "the daemon closed the connection")
         reply = slot[0]
         if not reply.get("ok"):
-            kind = reply.get("kind")
-            if kind == "AlreadyRunning":
-                raise AlreadyRunning(reply.get("error", "already running"))
-            if kind == "JobNotFound":
-                raise UserError(reply.get("error", "no such job"))
-            raise UserError(reply.get("error", "the daemon refused the request"))
+            raise error_from_reply(reply)
         return reply.get("result")
+
+    def why_closed(self) -> str | None:
+        """What the transport said as it ended (ssh's last error line), else the daemon's last
+        refusal of no request in particular, if anything."""
+        return self.transport.why_closed() or self.refusal
 
     def _read_loop(self) -> None:
         buf = b""
         try:
             while True:
-                data = self.sock.recv(65536)
+                data = self.transport.recv()
                 if not data:
                     break
                 buf += data
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
                     self._dispatch(line)
+                if len(buf) > self.MAX_LINE:
+                    log.error("%s sent a line longer than %d MiB; closing the connection", self.transport.label, self.MAX_LINE >> 20)
+                    break
         except OSError:
             pass
         finally:
@@ -510,7 +490,9 @@ class ControlClient:
     def _dispatch(self, line: bytes) -> None:
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
+            return
+        if not isinstance(message, dict):
             return
         if "event" in message:
             event = decode_event(message)
@@ -520,6 +502,8 @@ class ControlClient:
                 except Exception:
                     log.exception("event listener failed")
             return
+        if message.get("id") is None and message.get("ok") is False:
+            self.refusal = str(message.get("error") or "refused")
         with self._lock:
             waiting = self._pending.pop(message.get("id"), None)
         if waiting:
@@ -527,11 +511,7 @@ class ControlClient:
             waiting[0].set()
 
     def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+        self.transport.close()
         self._reader.join(timeout=2)
 
 

@@ -60,6 +60,7 @@ class Engine(LocalFiles, Dispatch):
     attached = False
     daemon_pid: int | None = None
     START_LEAD = START_LEAD
+    remote_host: str | None = None
 
     def __init__(self, config_path: Path | str = DEFAULT_CONFIG_PATH, *, base_dir: Path | str | None = None, clock: Clock | None = None,
                  boot: Boot | None = None) -> None:
@@ -98,6 +99,9 @@ class Engine(LocalFiles, Dispatch):
 
     def own_scheduler(self) -> "Engine":
         return self  # it is the scheduler
+
+    def reconnect(self) -> "Engine":
+        return self  # nothing to reconnect to
 
     # -- lifecycle (scheduler mode) ----------------------------------------
 

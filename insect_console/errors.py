@@ -46,3 +46,7 @@ class SchedulerRunning(UserError):
         who = f"pid {pid}" if pid else "another process"
         super().__init__(f"a scheduler is already running for {config_path} ({who}); stop it first")
         self.pid = pid
+
+
+class DaemonGone(UserError):
+    """The daemon closed the connection (it stopped or crashed), or never answered."""

@@ -20,6 +20,7 @@ from insect_console.jobs import Job
 from insect_console.scheduling import upcoming
 from insect_console.station import read_boot, site_for
 from insect_console.triggers import Boot, Site
+from insect_console.sysstats import PsutilStats, StatsProvider
 
 
 class LocalFiles:
@@ -41,6 +42,10 @@ class LocalFiles:
     @property
     def where(self) -> str:
         return self.store.display_path
+
+    def stats_provider(self) -> StatsProvider:
+        """This machine's stats: it is the station."""
+        return PsutilStats(self.log_dir)
 
     # -- config changes ----------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """The engine surface the console drives: `EngineView`, and the dataclasses it answers with.
 
-Two implementations: `Engine` (this process schedules) and `RemoteEngine` (a daemon schedules;
-we talk to it over its control socket). The console codes against this Protocol and nothing
-else, so it shows the same screens with the same keys whichever it has, and it never reaches
-into an engine's state file, scheduler or config store.
+Three implementations: `Engine` (this process schedules), `RemoteEngine` (a daemon on this
+machine schedules; we talk to it over its control socket) and `SshEngine` (a daemon on another
+station, reached over ssh; everything comes over the control protocol). The console codes
+against this Protocol and nothing else, so it shows the same screens with the same keys
+whichever it has, and it never reaches into an engine's state file, scheduler or config store.
 
 Answers are dataclasses with datetimes (naive local time, the engine's time base), never wire
 strings. `status()` never blocks on a socket: a remote engine answers from a cache kept fresh by
@@ -22,12 +23,13 @@ from insect_console.clock import Clock, SystemClock
 from insect_console.config import Config, ConfigStore, Settings
 from insect_console.events import Listener
 from insect_console.fileio import InstanceLock
-from insect_console.history import HistoryCursor, HistoryQuery
+from insect_console.history import HistoryPage, HistoryQuery
 from insect_console.jobs import Job
 from insect_console.runqueue import Intent
 from insect_console.scheduling import next_run_preview
 from insect_console.state import last_runs, ran_this_boot
 from insect_console.station import read_boot, site_for
+from insect_console.sysstats import StatsProvider
 from insect_console.triggers import Site
 from insect_console.textfmt import parse_local
 
@@ -145,6 +147,17 @@ def status_from_files(store: ConfigStore, config: Config, state: Mapping[str, An
     return job_statuses(config.jobs, state, lambda job: next_run_preview(job, clock, anchors, site, done), fallback)
 
 
+class HistoryPages(Protocol):
+    """One history query's runs, newest first, a page at a time (history.HistoryCursor, or
+    sshengine.WireCursor over the wire)."""
+
+    def next_page(self, count: int) -> HistoryPage:
+        """The next `count` slim records (may block: call it on a worker)."""
+
+    def close(self) -> None:
+        """Stop the query (never blocks)."""
+
+
 @runtime_checkable
 class EngineView(Protocol):
     """What the console may ask of an engine, local or remote."""
@@ -153,6 +166,8 @@ class EngineView(Protocol):
     """True when a daemon in another process schedules and this is a connection to it."""
     daemon_pid: int | None
     """The scheduling daemon's pid when attached."""
+    remote_host: str | None
+    """The station's name when its daemon is on another machine (None: this machine)."""
     clock: Clock
     config: Config
     """The jobs and settings as last read (a new object after every reload)."""
@@ -178,6 +193,13 @@ class EngineView(Protocol):
     def own_scheduler(self) -> "EngineView":
         """An engine scheduling this config in this process, not yet started: what an attached
         console switches to when its daemon went away (an `Engine` is its own)."""
+
+    def reconnect(self) -> "EngineView":
+        """A new connection to the same daemon, not yet started (an `Engine` is its own)."""
+
+    def stats_provider(self) -> StatsProvider:
+        """The station's system stats for the status line; never blocks (a remote station's
+        come from a cache)."""
 
     # -- jobs and runs ----------------------------------------------------------
 
@@ -215,8 +237,8 @@ class EngineView(Protocol):
 
     # -- history and output files ---------------------------------------------------
 
-    def history(self, query: HistoryQuery) -> HistoryCursor:
-        """The runs matching `query`, newest first, a page at a time."""
+    def history(self, query: HistoryQuery) -> HistoryPages:
+        """The runs matching `query`, newest first, a page at a time. Never blocks."""
 
     def run_record(self, slim_record: Mapping[str, Any]) -> dict[str, Any] | None:
         """The full record (with its output tail) of a run listed by `history`."""

@@ -1,80 +1,79 @@
-"""Debian packages a test needs, installed by the test itself when they are missing.
+"""Debian packages that some tests need (a real sshd, a headless Chromium): found, or installed
+with apt-get when missing, or the test is skipped with the reason.
 
-CI runs on a fresh machine as root, so a test that needs a Debian program (node_exporter)
-installs it there: `apt-get install -y --no-install-recommends`, under a file lock so that two
-test processes don't run apt at once, waiting for dpkg's own lock if another apt runs. Where
-that can't be done (not root, no apt, no such package, or installing would start the package's
-service on this machine) the test is skipped with the reason.
+The machine's package list is shared by every checkout and test run on it, so an install runs
+under one machine-wide file lock (and apt's own lock is waited for, not failed on). A package's
+service is never started by the install (a policy-rc.d that says no is in place meanwhile): the
+tests run the programs themselves, on ports and files of their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
+import threading
 
 import pytest
 
-LOCK = "/tmp/insect-console-tests-apt.lock"
-PLACES = ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin")
-
-
-def find_binary(binary: str) -> str | None:
-    found = shutil.which(binary)
-    if found:
-        return found
-    for place in PLACES:
-        candidate = os.path.join(place, binary)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def services_would_start(package: str) -> bool:
-    """Would installing `package` start its service here? Not where policy-rc.d forbids it (a
-    container image's default) nor where no init system runs (invoke-rc.d then blocks it)."""
-    policy = "/usr/sbin/policy-rc.d"
-    if os.access(policy, os.X_OK):
-        try:
-            if subprocess.run([policy, package, "start"], capture_output=True, timeout=30).returncode == 101:
-                return False
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    return os.path.isdir("/run/systemd/system") or os.path.exists("/sbin/init")
+LOCK_PATH = "/tmp/insect-console-apt.lock"
+_SEARCH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
 
 
 def require_binary(binary: str, package: str) -> str:
-    """The path of `binary`, installing Debian's `package` first when it is missing."""
-    path = find_binary(binary)
-    if path:
-        return path
-    if os.geteuid() != 0:
-        pytest.skip(f"{binary} is not installed and installing {package} needs root (apt-get install {package})")
-    if not shutil.which("apt-get"):
-        pytest.skip(f"{binary} is not installed and there is no apt-get to install {package}")
-    if services_would_start(package):
-        pytest.skip(f"{binary} is not installed, and installing {package} here would start its service: install it yourself")
-    with open(LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        path = find_binary(binary)  # another test process may have installed it meanwhile
-        if path:
-            return path
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends", package]
-        done = _run(install, env)
-        if done.returncode != 0:  # a fresh machine has no package lists yet
-            _run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update"], env)
-            done = _run(install, env)
-        path = find_binary(binary)
-        if path is None:
-            why = (done.stderr or done.stdout or "").strip().splitlines()
-            pytest.skip(f"{package} could not be installed: {why[-1] if why else f'exit {done.returncode}'}")
-        return path
-
-
-def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The path of `binary`; installs Debian's `package` first when it is missing and we are
+    root (`apt-get install -y --no-install-recommends`); `pytest.skip` where that can't be done."""
+    found = shutil.which(binary, path=_SEARCH)
+    if found:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip(f"{binary} is not installed and can't be installed here (needs root and apt-get): apt-get install {package}")
+    # the install's minutes don't count against the test's own timeout: pytest-timeout's SIGALRM
+    # timer is paused, then resumed with what was left of it
+    on_main = threading.current_thread() is threading.main_thread()
+    left, interval = signal.setitimer(signal.ITIMER_REAL, 0) if on_main else (0.0, 0.0)
     try:
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]} {argv[-1]} timed out after {e.timeout:g} s")
+        with open(LOCK_PATH, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = shutil.which(binary, path=_SEARCH)  # another run may have installed it meanwhile
+            if found:
+                return found
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            install = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "--no-install-recommends", package]
+            with _no_service_starts():
+                done = subprocess.run(install, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200)
+                if done.returncode != 0:  # an old package list: update it once, then try again
+                    subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"], env=env, capture_output=True, stdin=subprocess.DEVNULL, timeout=600)
+                    done = subprocess.run(install, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200)
+            found = shutil.which(binary, path=_SEARCH)
+    finally:
+        if left > 0:
+            signal.setitimer(signal.ITIMER_REAL, left, interval)
+    if not found:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        pytest.skip(f"{binary}: apt-get install {package} failed: {last[0]}")
+    return found
+
+
+
+POLICY = "/usr/sbin/policy-rc.d"
+
+
+@contextlib.contextmanager
+def _no_service_starts():
+    """While it lasts, invoke-rc.d starts no service (exit 101: Debian's "action forbidden"),
+    unless the machine already has a policy of its own (a container image's, say)."""
+    if os.path.exists(POLICY):
+        yield
+        return
+    with open(POLICY, "w") as f:
+        f.write("#!/bin/sh\n# written by insect-console's tests while apt installs a package: start no service\nexit 101\n")
+    os.chmod(POLICY, 0o755)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(POLICY)

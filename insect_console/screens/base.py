@@ -1,7 +1,8 @@
 """What every console screen shares: the app it runs in, the engine surface, and `Command`.
 
 A screen never opens another screen and never runs a job command itself: it posts a `Command`
-("run", "kill", "toggle", "delete", "output", "edit", "add", "history", "run-detail"), which
+("run", "kill", "toggle", "delete", "output", "edit", "add", "history", "run-detail", "back",
+"open-station"), which
 bubbles to the App; the App owns navigation and the job commands, so the job table, the output
 viewer, the history and the command palette all run exactly the same code.
 
@@ -26,6 +27,7 @@ class ConsoleApp(Protocol):
     """The App as its screens and widgets see it."""
 
     engine: EngineView
+    """The engine of the console shown (None only on the stations overview, before a station is open)."""
     clock: Clock
     output: OutputHub
     """Live output lines of the runs of the engine, per job."""
@@ -47,11 +49,13 @@ class ConsoleApp(Protocol):
 class Command(Message):
     """A job command or a screen to open, asked for by a screen (or the palette)."""
 
-    def __init__(self, action: str, job: str | None = None, record: dict[str, Any] | None = None) -> None:
+    def __init__(self, action: str, job: str | None = None, record: dict[str, Any] | None = None, station: Any = None) -> None:
         super().__init__()
         self.action = action
         self.job = job
         self.record = record
+        self.station = station
+        """For "open-station": the stations.Station to open."""
 
 
 class ConsoleScreen(Screen):

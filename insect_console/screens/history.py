@@ -20,9 +20,10 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from insect_console.events import RunFinished
-from insect_console.history import STATUSES, HistoryCursor, HistoryQuery
+from insect_console.history import STATUSES, HistoryQuery
 from insect_console.runoutput import MAX_LINES
 from insect_console.screens.base import ConsoleScreen
+from insect_console.surface import HistoryPages
 from insect_console.textfmt import clip, display_path, one_line, parse_local, run_duration, sparkline, terminal_safe
 from insect_console.widgets.bars import StatusLine, TopBar
 from insect_console.widgets.cells import result_strip, status_text, tone
@@ -64,7 +65,7 @@ class HistoryScreen(ConsoleScreen):
         self._active_query: HistoryQuery | None = None
         self._trends: Trends | None = None
         self._records: list[dict[str, Any]] = []
-        self._cursor: HistoryCursor | None = None
+        self._cursor: HistoryPages | None = None
         self._loading = False
         self._done = False
         self._skipped = 0
@@ -151,7 +152,7 @@ class HistoryScreen(ConsoleScreen):
         self._fetch(self._generation, self._cursor, PAGE if self._records else 100)
 
     @work(thread=True, group="history-page", exit_on_error=False)
-    def _fetch(self, generation: int, cursor: HistoryCursor, count: int) -> None:
+    def _fetch(self, generation: int, cursor: HistoryPages, count: int) -> None:
         page = cursor.next_page(count)
         if generation == self._generation:
             self.post_message(HistoryPage(generation, page.records, page.done, page.skipped))

@@ -50,7 +50,7 @@ class JobsScreen(ConsoleScreen):
         Binding("k", "kill", "Kill", show=False, tooltip="Kill the job's running run (asks first)"),
         Binding("h", "history", "History", tooltip="Run history, trends, filters"),
         Binding("slash", "filter", "Filter", tooltip="Filter the jobs by name"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter; else back to the stations overview, if it opened this"),
     ]
 
     def __init__(self) -> None:
@@ -225,6 +225,7 @@ class JobsScreen(ConsoleScreen):
     def action_clear_filter(self) -> None:
         bar = self.query_one("#jobs-filter")
         if not bar.display and not self.filter_text:
+            self.command("back")  # the App decides where back is (the stations overview, if any)
             return
         self.query_one("#filter-input", Input).value = ""
         self.filter_text = ""

@@ -28,7 +28,8 @@ def _spread(left: Text, right: Text, width: int, keep: str = "right") -> Text:
 
 
 class TopBar(Widget):
-    """ "insect-console › Jobs           demo.toml · 1 running · 10:00:00"; ticks once a second."""
+    """ "insect-console › Jobs           demo.toml · 1 running · 10:00:00"; ticks once a second.
+    Attached, the daemon's pid takes the place of the config; on a station elsewhere, its name too."""
 
     DEFAULT_CSS = "TopBar { height: 1; }"
 
@@ -51,9 +52,14 @@ class TopBar(Widget):
     def render(self) -> Text:
         app = self.app
         engine = app.engine
-        running = len(engine.active_runs())
         left = Text.assemble((" insect-console", "bold"), " › ", self.section)
-        if engine.attached:
+        if engine is None:  # the stations overview
+            return _spread(left, Text(app.clock.now().strftime("%H:%M:%S ")), self.size.width)
+        running = len(engine.active_runs())
+        if engine.remote_host is not None:
+            host = clip(engine.remote_host, 20)
+            where = Text(f"{host}: CONNECTION LOST", style="bold red") if not engine.running else Text(f"{host} · daemon pid {engine.daemon_pid}", style="bold")
+        elif engine.attached:
             pid = engine.daemon_pid
             where = Text(f"daemon pid {pid} GONE", style="bold red") if not engine.running else Text(f"attached to daemon pid {pid}", style="bold")
         else:
