@@ -14,7 +14,6 @@ import threading
 import time
 from typing import Iterator, Protocol
 
-import schedule
 
 
 class Clock(Protocol):
@@ -142,13 +141,19 @@ class _ClockedDatetimeModule:
         return getattr(_dt, name)
 
 
-if not isinstance(getattr(schedule, "datetime", None), _ClockedDatetimeModule):
-    schedule.datetime = _ClockedDatetimeModule()  # type: ignore[attr-defined]
+def _patch_schedule() -> None:
+    """Route `schedule`'s reads of the time through `_current` (once; `schedule` is imported
+    only by what computes with it, not by `list` when a daemon publishes its next runs)."""
+    import schedule
+
+    if not isinstance(getattr(schedule, "datetime", None), _ClockedDatetimeModule):
+        schedule.datetime = _ClockedDatetimeModule()  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
 def use_clock(clock: Clock) -> Iterator[None]:
     """Make `schedule`'s reads of the current time return `clock.now()` in this context."""
+    _patch_schedule()
     token = _current.set(clock)
     try:
         yield

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 from insect_console.errors import ConfigError, JobNotFound, UserError, ValidationError
 from insect_console.fileio import NotRegularFile, atomic_write, check_private_dir, check_private_file, locked, open_regular, read_regular
-from insect_console.history import MAX_OUTPUT_TAIL
+from insect_console.records import MAX_OUTPUT_TAIL
 from insect_console.jobs import MAX_TIMEOUT, Job, check_place, make_job, shown_number
 from insect_console.policies import check_chains, followed_by
 
@@ -126,6 +126,8 @@ def _place_setting(key: str, value: Any) -> Any:
     if key == "timezone":
         if not isinstance(value, str):
             raise ValidationError("settings.timezone", f"must be text, not {value!r}")
+        if not value.strip():
+            return ""  # the system's zone: nothing to look up (tzlocal costs `list` 20 ms)
         from insect_console.triggers.base import zone_named
 
         zone_named(value)  # ValidationError for a zone that does not exist
@@ -350,19 +352,24 @@ class ConfigStore:
             label = f"job #{index}"
             if isinstance(item, dict) and isinstance(item.get("name"), str):
                 label += f" ({item['name']})" if item["name"].isprintable() else f" ({item['name']!r})"
-            line = _line_of_job(text, item.get("name") if isinstance(item, dict) else None)
-            prefix = f"{where}: " + (f"line {line}: " if line else "") + f"{label}: "
+
+            def refused(reason: str, item=item, label=label) -> ConfigError:
+                # the line is looked up only for the message: a search per job would make reading
+                # a thousand-job config quadratic
+                line = _line_of_job(text, item.get("name") if isinstance(item, dict) else None)
+                return ConfigError(f"{where}: " + (f"line {line}: " if line else "") + f"{label}: {reason}")
+
             if not isinstance(item, dict):
-                raise ConfigError(prefix + "must be a table")
+                raise refused("must be a table")
             try:
                 job = make_job(item)
                 check_place(job, settings.latitude, settings.longitude)
             except ValidationError as e:
-                raise ConfigError(prefix + str(e)) from None
+                raise refused(str(e)) from None
             if job.name in seen:
-                raise ConfigError(prefix + f"name: {job.name!r} is used by more than one job")
+                raise refused(f"name: {job.name!r} is used by more than one job")
             if job.ping_slug and not settings.ping_base:
-                raise ConfigError(prefix + PING_SLUG_NEEDS_BASE)
+                raise refused(PING_SLUG_NEEDS_BASE)
             seen.add(job.name)
             jobs.append(job)
         try:

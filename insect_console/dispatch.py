@@ -54,7 +54,7 @@ class Dispatch:
             self._offer(intent, parked)
         self.queue.put(*parked)
         if taken:  # for `list` in other processes; before the due instant when a run is prepared ahead
-            self.state.try_update(self._publish_next_runs)
+            self.state.try_update(self._publish_next_runs, durable=False)  # for `list`: no flush to the card
         return held
 
     def _catch_up(self) -> None:

@@ -4,8 +4,9 @@ The daemon, the console and the CLI all drive this class. It ties small parts to
 config store (config.py), the run state (state.py), due times (scheduling.py), one run
 (runner.py), history records (records.py, history.py), crash recovery (recovery.py), log
 retention (retention.py), the config watcher (watch.py) and the control socket (control.py).
-What is left here is the lifecycle, the loop that decides what is due and sleeps until the next
-due time, dispatch to a bounded pool of workers, and one run from its start to its record.
+Two parts of the class live beside it: dispatch with the run policies (dispatch.py) and one run
+from its start to its record (execution.py). What is left here is the lifecycle, the loop that
+decides what is due and sleeps until the next due time, and the commands.
 """
 
 from __future__ import annotations
@@ -17,23 +18,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from insect_console import notify, proctree, recovery, records, runoutput
+from insect_console import recovery
 from insect_console.clock import Clock, SystemClock
 from insect_console.config import Config, ConfigStore, DEFAULT_CONFIG_PATH
 from insect_console.control import ControlServer, socket_path
 from insect_console.errors import AlreadyRunning, ConfigError, SchedulerRunning
-from insect_console.events import ClockJumped, ConfigReloaded, EventBus, Listener, OutputLines, RunFinished, RunStarted
-from insect_console.fileio import InstanceLock, locked
+from insect_console.events import ClockJumped, ConfigReloaded, EventBus, Listener
+from insect_console.fileio import InstanceLock
 from insect_console.history import HistoryWriter
 from insect_console.jobs import Job
 from insect_console.dispatch import Dispatch
+from insect_console.execution import Execution, _Stopped
 from insect_console.local_files import LocalFiles
 from insect_console.retention import LogKeeper
-from insect_console.runner import JobRun
 from insect_console.runqueue import Intent, RunQueue
 from insect_console.runslots import RunSlot, RunSlots
 from insect_console.scheduling import JobScheduler
-from insect_console.state import StateStore, last_runs, ran_this_boot, record_finished, running_entry
+from insect_console.state import StateStore, last_runs, ran_this_boot
 from insect_console.station import read_boot
 from insect_console.surface import ActiveRun, JobStatus, job_statuses, status_from_files
 from insect_console.triggers import Boot, aware
@@ -50,11 +51,7 @@ CLOCK_JUMP = 5.0
 """A difference between wall-clock and monotonic time larger than this counts as a clock jump."""
 
 
-class _Stopped(Exception):
-    """The engine stopped while a run waited for its due instant: it is not started."""
-
-
-class Engine(LocalFiles, Dispatch):
+class Engine(LocalFiles, Dispatch, Execution):
     """Schedules and runs the jobs of one config file. Implements `surface.EngineView`."""
 
     attached = False
@@ -89,6 +86,7 @@ class Engine(LocalFiles, Dispatch):
         self._control: ControlServer | None = None
         self._watcher: Watcher | None = None
         self._legacy_state = self.store.legacy_state()  # run state inside a spec-format JSON config
+        self._relocking = False  # the config directory was moved away and is not back yet
 
     @property
     def running(self) -> bool:
@@ -121,10 +119,9 @@ class Engine(LocalFiles, Dispatch):
         self._resume_pending()
         self.state.try_update(self._publish_next_runs)
         self._pool = ThreadPoolExecutor(max_workers=self.settings.max_parallel, thread_name_prefix="run")
-        self._watcher = get_watcher(self.store.path.parent, {self.store.path.name}, lambda _name: self.request_reload())
         self._loop_thread = threading.Thread(target=self._loop, args=since, name="scheduler", daemon=True)
         self._loop_thread.start()
-        self._control = ControlServer.serve(self, socket_path(self.store.runtime_dir))
+        self._watch_and_serve()
         log.info("scheduler started: %d jobs (%d enabled), config %s", len(self.config.jobs), sum(j.enabled for j in self.config.jobs), self.store.display_path)
 
     def stop(self, grace: float | None = None) -> None:
@@ -165,6 +162,29 @@ class Engine(LocalFiles, Dispatch):
         while not self._stopping.wait(3600):
             pass
 
+    def _keep_lock(self) -> None:
+        """One scheduler per config, also when its directory is replaced under it (restored from
+        a backup: `mv config config.old && cp -a config.old config`): the lock is taken anew in
+        the new directory, with the control socket and the watcher; if another scheduler got there
+        first, this one stops and says why."""
+        outcome = self._scheduler_lock.renew(self.store.path.exists()) if self._scheduler_lock else "held"
+        self._relocking = outcome == "waiting"
+        where = self.store.path.parent
+        if outcome == "taken":
+            log.error("the config directory %s was replaced and another scheduler (pid %s) took it; stopping this one", where, InstanceLock.holder(self.store.scheduler_lock_path))
+            self.request_stop()
+        elif outcome == "renewed":
+            log.warning("the config directory %s was replaced; took its scheduler lock, control socket and watch anew", where)
+            for part in (self._watcher, self._control):
+                if part is not None:
+                    part.stop()
+            self._watch_and_serve()
+            self.request_reload()
+
+    def _watch_and_serve(self) -> None:
+        self._watcher = get_watcher(self.store.path.parent, {self.store.path.name}, lambda _name: self.request_reload())
+        self._control = ControlServer.serve(self, socket_path(self.store.runtime_dir))
+
     def request_reload(self) -> None:
         self._reload_requested = True
         self._wake.set()
@@ -202,6 +222,7 @@ class Engine(LocalFiles, Dispatch):
             if abs(jump) > CLOCK_JUMP:
                 self._on_clock_jump(jump)
             self.log_keeper.daily(wall.date())
+            self._keep_lock()
             if self._reload_requested:
                 self.reload()
             held: list[dt.datetime] = []
@@ -217,7 +238,10 @@ class Engine(LocalFiles, Dispatch):
             self.clock.wait(self._wake, self._sleep_for(held))
 
     def _sleep_for(self, held: list[dt.datetime]) -> float:
-        """Until the next due time or pending intent, less the lead; exactly until a held one."""
+        """Until the next due time or pending intent, less the lead; exactly until a held one;
+        a second while the config directory is being put back."""
+        if self._relocking:
+            return 1.0
         now = self.clock.now()
         if held:  # due within the lead but still running: look again exactly when due
             return min(max((aware(min(held)) - aware(now)).total_seconds(), 0.0), self.max_sleep)
@@ -289,100 +313,6 @@ class Engine(LocalFiles, Dispatch):
         if self.running:
             return job_statuses(self.config.jobs, state, lambda job: self.scheduler.next_run(job.name), self._legacy_state)
         return status_from_files(self.store, self.config, state, self.clock, self._legacy_state, self.site())
-
-    # -- one run, start to record -------------------------------------------
-
-    def execute(self, job: Job, trigger: str = "manual", *, on_output: Callable[[str, list[str]], None] | None = None,
-                slot: RunSlot | None = None, not_before: dt.datetime | None = None, intent: Intent | None = None) -> dict[str, Any]:
-        """Run `job` to the end in this thread and record it. Used by workers and `run-job`.
-
-        The per-job run lock is shared by every process on this config, so a job never runs
-        twice at once, whoever started it. With `not_before`, everything but the spawn is done
-        first, then the process starts at that instant (raises _Stopped if the engine stops).
-        """
-        lock_path = self.store.runtime_dir / "jobs" / f"{job.name}.lock"
-        try:
-            with locked(lock_path, blocking=False):
-                intent = intent or Intent(job.name, trigger, self.clock.now(), self.clock.now())
-                return self._execute_locked(job, intent, on_output, slot or RunSlot(job.name, records.new_run_id(), trigger), not_before)
-        except BlockingIOError:
-            raise AlreadyRunning(f"{job.name} is already running in another process") from None
-
-    def _wait_until(self, when: dt.datetime) -> None:
-        """Sleep until the wall clock reads `when` (a few ms at most: see START_LEAD)."""
-        while (left := (aware(when) - aware(self.clock.now())).total_seconds()) > 0:  # instants: right in a repeated hour too
-            if self.clock.wait(self._stopping, left):
-                raise _Stopped
-
-    def _execute_locked(self, job: Job, intent: Intent, on_output, slot: RunSlot, not_before: dt.datetime | None = None) -> dict[str, Any]:
-        trigger = intent.trigger
-        started = max(dt.datetime.now(), not_before) if not_before else dt.datetime.now()
-        output_file = runoutput.output_path(self.log_dir, job.name, started, slot.run_id)
-        slot.output_file = str(output_file)
-
-        def emit_output(stream: str, lines: list[str]) -> None:
-            if on_output is not None:
-                on_output(stream, lines)
-            self.events.emit(OutputLines(slot.run_id, job.name, stream, tuple(lines)))
-
-        run = slot.run = JobRun.for_job(job, self.settings, run_id=slot.run_id, output_file=output_file, on_output=emit_output, base_dir=self.store.base_dir)
-        entry = running_entry(job.name, trigger, records.iso(started), str(output_file), proctree.own_identity())  # planned start until on_start
-
-        def write_entry(current: dict[str, Any]) -> None:
-            current["running"][slot.run_id] = dict(entry)
-
-        self.state.try_update(write_entry)  # before the process exists: see state.running_entry
-
-        def on_start(r: JobRun) -> None:  # light: the job's process is starting up beside it
-            slot.start_time = dt.datetime.now()
-            entry["start_time"] = records.iso(slot.start_time)
-            self.events.emit(RunStarted(slot.run_id, job.name, trigger, entry["start_time"], r.pid, str(output_file)))
-            log.info("%s: started (%s, pid %s)", job.name, trigger, r.pid)
-
-        def on_settled(r: JobRun) -> None:  # SETTLE into a run that is still going: its pid too
-            entry.update(pid=r.pid, create_time=r.create_time)
-            self.state.try_update(write_entry)
-
-        if not_before is not None:
-            try:
-                self._wait_until(not_before)
-            except _Stopped:
-                run.discard()
-                self.state.try_update(lambda current: current["running"].pop(slot.run_id, None))
-                raise
-        outcome = run.execute(on_start=on_start, on_settled=on_settled)
-        record = records.finished(
-            job.name, start=outcome.start, end=outcome.end, status=outcome.status, output=outcome.output, error=outcome.error,
-            exit_code=outcome.exit_code, duration_s=outcome.duration_s, trigger=trigger,
-            output_file=str(output_file) if output_file.exists() else None, run_id=slot.run_id,
-            due_time=records.iso(intent.due) if trigger != "manual" else None, attempt=intent.attempt,
-        )
-        self._finish(job, slot, record, intent)
-        return record
-
-    def _finish(self, job: Job, slot: RunSlot, record: dict[str, Any], intent: Intent) -> None:
-        """Record a run; then its retry (a failure with attempts left, never past the job's next
-        due time), or the runs that follow it. A failure counts in the streak once, after its
-        last attempt; a run the operator killed is not retried and does not count."""
-        self.history_log.append(record)
-        status, threshold = record["status"], self.settings.failure_threshold
-        retry, counts = self._retry_of(job, slot, intent, status)
-        last_due = intent.due if intent.trigger in ("schedule", "catch-up", "retry") else None
-
-        def apply(current: dict[str, Any]):
-            previous = current["jobs"].get(job.name, {}).get("error_count", 0)
-            record_finished(current, slot.run_id, record, notify.next_streak(previous, status) if counts else previous, last_due)
-            return notify.notification_for(job.name, previous, current["jobs"][job.name]["error_count"], threshold, record) if counts else None
-
-        note = self.state.try_update(apply)
-        self._after_run(job, status, retry, counts)
-        self.log_keeper.count_output(record.get("output_file"), self.clock.now().date())
-        level = logging.INFO if record["status"] == "success" else logging.WARNING
-        log.log(level, "%s: %s in %.1f s%s", job.name, record["status"], record.get("duration_s") or 0, f" ({record['error']})" if record.get("error") else "")
-        self.events.emit(RunFinished(slot.run_id, job.name, record))
-        if note is not None:
-            notify.deliver(note, self.settings.notify_command, cwd=str(self.store.base_dir))
-            self.events.emit(note)
 
     # -- state kept for others ------------------------------------------------
 

@@ -257,6 +257,33 @@ class InstanceLock:
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = None
 
+    def replaced(self) -> bool:
+        """Whether the file at `path` is no longer the one this lock holds: its directory was
+        moved away and another put in its place (a config directory restored from a backup),
+        so a second scheduler would find it free."""
+        if self._fd is None:
+            return False
+        try:
+            here, held = os.stat(self.path, follow_symlinks=False), os.fstat(self._fd)
+        except OSError:
+            return True
+        return (here.st_dev, here.st_ino) != (held.st_dev, held.st_ino)
+
+    def renew(self, restored: bool) -> str:
+        """After `replaced()`: take the lock at `path` anew. "held" (nothing was replaced),
+        "waiting" (not `restored` yet: nothing is made in its place meanwhile), "renewed", or
+        "taken" (another process holds the new file's lock)."""
+        if not self.replaced():
+            return "held"
+        if not restored:
+            return "waiting"
+        fresh = InstanceLock(self.path)
+        if not fresh.acquire():
+            return "taken"
+        self.release()
+        self._fd, fresh._fd = fresh._fd, None
+        return "renewed"
+
     @staticmethod
     def holder(path: Path) -> int | None:
         """The pid of the process holding the lock at `path`, 0 if unknown, None when nobody holds it."""
@@ -275,22 +302,29 @@ class InstanceLock:
             os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` with `data` so readers see the old or the new file, never a torn one."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+    """Replace `path` with `data` so readers see the old or the new file, never a torn one.
+
+    `durable`: the data and the rename are on the card before this returns (two fsyncs). A write
+    that only has to outlive a crash of this process, not a power cut (a run's entry while it
+    runs), passes False and saves an SD card the flushes: the rename alone is atomic for every
+    reader, and ext4 flushes a file renamed over another before the rename commits."""
     ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

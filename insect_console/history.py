@@ -31,8 +31,6 @@ _BLOCK = 64 * 1024
 _SKIP_BLOCK = 1024 * 1024
 """Read size while passing over an overlong line (a run of real NUL bytes): fewer, bigger reads."""
 _MAX_HOLES = 100_000
-MAX_OUTPUT_TAIL = 1024 * 1024
-"""The largest `output_tail_bytes` (config.py refuses more): the most stdout a record keeps."""
 MAX_LINE = 8 * 1024 * 1024
 """The longest history line the readers take as a record. The largest record we write is the
 output tail (at most MAX_OUTPUT_TAIL bytes, which JSON can make 6x longer: a control byte is

@@ -35,6 +35,9 @@ first one coming first)."""
 
 Record = dict[str, Any]
 
+MAX_OUTPUT_TAIL = 1024 * 1024
+"""The largest `output_tail_bytes` (config.py refuses more): the most stdout a record keeps."""
+
 
 def new_run_id() -> str:
     """A run's id: its start to the second and 6 random hex digits (sortable, unique enough)."""

@@ -128,18 +128,19 @@ class StateStore:
                 log.error("state file %s is corrupt (%s); starting from the config", self.path, e)
             return empty_state()
 
-    def update(self, change: Callable[[dict[str, Any]], T]) -> T:
-        """Apply `change` to the state under the state lock and write it back atomically."""
+    def update(self, change: Callable[[dict[str, Any]], T], durable: bool = True) -> T:
+        """Apply `change` to the state under the state lock and write it back atomically
+        (`durable`: and flushed to the card, see fileio.atomic_write)."""
         with locked(self.lock_path):
             self._mtime = None
             state = self._read_file()
             result = change(state)
             data = json.dumps(state, indent=1, sort_keys=True).encode()
             try:
-                atomic_write(self.path, data)
+                atomic_write(self.path, data, durable=durable)
             except IsADirectoryError:  # it became one since it was read: set it aside, as a read does
                 set_aside(self.path, "state file", "is a directory, not a regular file")
-                atomic_write(self.path, data)
+                atomic_write(self.path, data, durable=durable)
             self._cache, self._mtime = state, None
             return result
 
@@ -149,11 +150,11 @@ class StateStore:
         if fallback:
             self.try_update(lambda state: [state["jobs"].setdefault(name, dict(fields)) for name, fields in fallback.items()])
 
-    def try_update(self, change: Callable[[dict[str, Any]], T]) -> T | None:
+    def try_update(self, change: Callable[[dict[str, Any]], T], durable: bool = True) -> T | None:
         """`update` for the engine: a failure (disk full) is logged once per outage and runs go
         on; returns None when the change could not be saved."""
         try:
-            result = self.update(change)
+            result = self.update(change, durable)
         except OSError as e:
             if self._outage.failed():
                 log.error("can't write state file %s: %s (runs go on; state is not saved until this is fixed)", self.path, e.strerror)

@@ -16,22 +16,21 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
 
-from insect_console import proctree
 from insect_console.clock import Clock, SystemClock
 from insect_console.config import Config, ConfigStore, Settings
-from insect_console.events import Listener
 from insect_console.fileio import InstanceLock
-from insect_console.history import HistoryPage, HistoryQuery
 from insect_console.jobs import Job
 from insect_console.runqueue import Intent
-from insect_console.scheduling import next_run_preview
 from insect_console.state import last_runs, ran_this_boot
-from insect_console.station import read_boot, site_for
-from insect_console.sysstats import StatsProvider
-from insect_console.triggers import Site
 from insect_console.textfmt import parse_local
+
+if TYPE_CHECKING:  # `list` imports this module: psutil, schedule and the triggers only when needed
+    from insect_console.events import Listener
+    from insect_console.history import HistoryPage, HistoryQuery
+    from insect_console.sysstats import StatsProvider
+    from insect_console.triggers import Site
 
 
 @dataclass(frozen=True)
@@ -98,11 +97,15 @@ def job_statuses(
     """The status of each job from the run state (`jobs` and `running` tables of the state
     file) and a source of next runs. `fallback` is run state found elsewhere (a spec-format
     JSON config's own fields), used for jobs the state file does not know yet."""
-    running = {
-        entry.get("job_name"): entry
-        for entry in state.get("running", {}).values()
-        if proctree.is_same_process(entry.get("owner_pid"), entry.get("owner_create_time"))
-    }
+    running: dict[Any, Mapping[str, Any]] = {}
+    if state.get("running"):
+        from insect_console import proctree  # psutil: only when there are runs to look at
+
+        running = {
+            entry.get("job_name"): entry
+            for entry in state["running"].values()
+            if proctree.is_same_process(entry.get("owner_pid"), entry.get("owner_create_time"))
+        }
     pending = state.get("pending", {})
     out = []
     for job in jobs:
@@ -142,6 +145,9 @@ def status_from_files(store: ConfigStore, config: Config, state: Mapping[str, An
         published = state.get("next_runs", {})
         return job_statuses(config.jobs, state, lambda job: parse_local(published.get(job.name)) if job.enabled else None, fallback)
     anchors = last_runs(state, fallback)
+    from insect_console.scheduling import next_run_preview
+    from insect_console.station import read_boot, site_for
+
     site = site or site_for(config.settings, read_boot(clock or SystemClock()))
     done = ran_this_boot(state, site.boot.id) if site.boot else set()
     return job_statuses(config.jobs, state, lambda job: next_run_preview(job, clock, anchors, site, done), fallback)

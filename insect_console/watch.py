@@ -24,7 +24,11 @@ IN_CLOSE_WRITE = 0x008
 IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
 IN_DELETE = 0x200
-_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
+GONE = ""
+"""The name `on_change` gets when the watched directory itself was moved or deleted."""
 _HEADER = struct.Struct("iIII")
 
 
@@ -46,12 +50,15 @@ def get_watcher(directory: Path, names: set[str], on_change: Callable[[str], Non
 
 
 def _libc():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.inotify_init1  # noqa: B018 - present on Linux only
-        return libc
-    except (OSError, AttributeError):
-        return None
+    # libc.so.6 first: find_library() runs `ldconfig -p` in a subprocess at every daemon start
+    for find in (lambda: "libc.so.6", lambda: ctypes.util.find_library("c")):
+        try:
+            libc = ctypes.CDLL(find(), use_errno=True)
+            libc.inotify_init1  # noqa: B018 - present on Linux only
+            return libc
+        except (OSError, AttributeError, TypeError):
+            continue
+    return None
 
 
 class FileWatcher:
@@ -94,11 +101,13 @@ class FileWatcher:
             changed = set()
             offset = 0
             while offset + _HEADER.size <= len(data):
-                _wd, _mask, _cookie, length = _HEADER.unpack_from(data, offset)
+                _wd, mask, _cookie, length = _HEADER.unpack_from(data, offset)
                 name = data[offset + _HEADER.size : offset + _HEADER.size + length].rstrip(b"\0").decode(errors="replace")
                 offset += _HEADER.size + length
                 if name in self.names:
                     changed.add(name)
+                elif mask & (IN_MOVE_SELF | IN_DELETE_SELF):
+                    changed.add(GONE)
             for name in changed:
                 try:
                     self.on_change(name)

@@ -82,6 +82,7 @@ class JobsScreen(ConsoleScreen):
             table.add_column(label, key=key, width=width)
         self.refresh_jobs()
         table.focus()
+        self.watch(table, "scroll_y", lambda _old, _new: self.refresh_jobs(), init=False)  # rows scrolled into view
         self._tick()
 
     def _tick(self) -> None:
@@ -113,12 +114,17 @@ class JobsScreen(ConsoleScreen):
         wanted = self.filter_text.lower()
         rows = [s for s in status if wanted in s.name.lower()]
         keys = [s.name for s in rows]
-        cells = {s.name: self._cells(s, now, threshold) for s in rows}
         table = self.table
         if keys != self._keys:
-            self._rebuild(keys, cells)
+            self._rebuild(keys, {s.name: self._cells(s, now, threshold) for s in rows})
         else:
-            for name, row in cells.items():
+            # only the rows on screen are drawn anew each second (a thousand jobs cost what a
+            # screenful does); a row scrolled into view is brought up to date at the next tick
+            first = max(0, int(table.scroll_y) - 1)
+            shown = rows[first : first + table.size.height + 2]
+            if table.cursor_row < len(rows) and not first <= table.cursor_row < first + len(shown):
+                shown.append(rows[table.cursor_row])
+            for name, row in ((s.name, self._cells(s, now, threshold)) for s in shown):
                 for column, value in row.items():
                     if self._cache.get((name, column)) != value:
                         table.update_cell(name, column, value)

@@ -486,3 +486,16 @@ def test_a_new_json_config_is_created_in_the_spec_format(tmp_path):
     data = json.loads((tmp_path / "config/new.json").read_text())
     assert [j["name"] for j in data["jobs"]] == DEFAULT_NAMES
     assert all({"last_run", "last_status", "error_count"} <= set(j) for j in data["jobs"])
+
+
+def test_the_lazy_parser_knows_every_command():
+    """`main` builds only the options of the command it runs; COMMANDS must name every one."""
+    import argparse
+
+    from insect_console.cli import COMMANDS, build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMANDS)
+    for name in COMMANDS:  # each command's own options are built when it is the one run
+        only = next(a for a in build_parser(name)._actions if isinstance(a, argparse._SubParsersAction))
+        assert set(only.choices) == {name}
