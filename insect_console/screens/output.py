@@ -208,10 +208,13 @@ class OutputScreen(ConsoleScreen):
             info.append(f" · pid {s.running_pid}" if s.running_pid else "")
             if self.job_name not in self.engine.active_runs():
                 info.append(" · in another process")
+        elif s.waiting and s.last_run is None:
+            info.append(f"⏸ waiting: {terminal_safe(s.waiting)}", style=tone("yellow"))
+            info.append(f" · since {s.waiting_since:%H:%M:%S}" if s.waiting_since else "")
         else:
             if s.waiting:
                 info.append(f"⏸ waiting: {terminal_safe(s.waiting)}", style=tone("yellow"))
-                info.append(f" · since {s.waiting_since:%H:%M:%S} · " if s.waiting_since else " · ")
+                info.append(" · ")
             info.append("last run ")
             info.append(f"{s.last_run:%Y-%m-%d %H:%M:%S} · " if s.last_run else "— · ")
             info.append_text(status_text(s.last_status))
