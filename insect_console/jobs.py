@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from insect_console.errors import ValidationError
 from insect_console.policies import RunPolicy, parse as parse_policy
-from insect_console.textfmt import format_duration
+from insect_console.textfmt import format_duration, parse_duration
 
 SCHEDULE_TYPES = ("interval", "daily", "weekly", "cron", "sun", "boot", "after")
 """`after`: no schedule of its own, the job runs only when a job it follows ends (see policies)."""
@@ -28,7 +28,6 @@ MAX_BOOT_DELAY = 86400
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
-_INTERVAL_RE = re.compile(r"([0-9]{1,9})\s*([smhd]?)", re.IGNORECASE | re.ASCII)
 _TIME_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?", re.ASCII)
 _OFFSET_RE = re.compile(r"([+-])\s*(?:([0-9]{1,2}):([0-9]{2})|([0-9]{1,4})\s*([mh]))", re.IGNORECASE | re.ASCII)
 _SUN_RE = re.compile(r"([a-z_]+)\s*(.*)", re.IGNORECASE | re.ASCII)
@@ -37,7 +36,6 @@ MAX_INTERVAL = 366 * 86400
 MAX_TIMEOUT = 7 * 86400
 """The longest timeout (and default_timeout): 7 days, well inside what the runner can wait on
 at once (epoll takes at most INT_MAX milliseconds, about 24.8 days)."""
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 INTERVAL_FORMS = "whole seconds such as 3600, or 90s, 15m, 1h, 1d (at most 366d)"
 DAILY_FORMS = "HH:MM or HH:MM:SS, 24-hour, e.g. 02:00 or 14:30:15"
@@ -298,10 +296,9 @@ def _parse_time(text: str, field_name: str, forms: str) -> str:
 
 
 def interval_seconds(text: str) -> int:
-    m = _INTERVAL_RE.fullmatch(text.strip())
-    if not m:
+    seconds = parse_duration(text)
+    if seconds is None:
         raise ValidationError("schedule_time", f"{text!r} is not an interval; use {INTERVAL_FORMS}")
-    seconds = int(m[1]) * _UNIT_SECONDS[m[2].lower()]
     if seconds < 1:
         raise ValidationError("schedule_time", f"{text!r} is too short; an interval is at least 1 second")
     if seconds > MAX_INTERVAL:
@@ -416,10 +413,9 @@ def parse_window(text: Any) -> Window:
 def _duration(text: Any, field_name: str, forms: str, low: int, high: int, what: str) -> int:
     if isinstance(text, int) and not isinstance(text, bool):
         text = str(text)
-    m = _INTERVAL_RE.fullmatch(text.strip()) if isinstance(text, str) else None
-    if not m:
+    seconds = parse_duration(text)
+    if seconds is None:
         raise ValidationError(field_name, f"{text!r} is not a duration; use {forms}")
-    seconds = int(m[1]) * _UNIT_SECONDS[m[2].lower()]
     if not low <= seconds <= high:
         raise ValidationError(field_name, f"{text!r} is {'too short' if seconds < low else 'too long'} for {what}; use {forms}")
     return seconds
@@ -506,10 +502,10 @@ def validate_timeout(timeout: Any) -> int | None:
     if isinstance(timeout, str) and timeout.strip().isascii() and timeout.strip().isdigit():
         raise ValidationError("timeout", f"{shown_number(timeout.strip())} s is too long; a timeout is at most {MAX_TIMEOUT} s (7 days)")
     if isinstance(timeout, str):
-        m = _INTERVAL_RE.fullmatch(timeout.strip())
-        if not m or int(m[1]) < 1:
+        seconds = parse_duration(timeout)
+        if not seconds:
             raise ValidationError("timeout", f"{timeout!r} is not a duration; use whole seconds ≥ 1 (or 90s, 15m, 2h)")
-        timeout = int(m[1]) * _UNIT_SECONDS[m[2].lower()]
+        timeout = seconds
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
         raise ValidationError("timeout", f"{timeout!r} is not a duration; use whole seconds ≥ 1")
     if timeout > MAX_TIMEOUT:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from insect_console.errors import ValidationError
+from insect_console.textfmt import parse_duration
 
 CATCH_UP = ("skip", "latest", "all")
 AFTER_STATUS = ("success", "failure", "any")
@@ -37,19 +38,14 @@ RECHECK = 30.0
 """Seconds between two checks of the conditions of a deferred run."""
 
 DURATION_FORMS = "a duration such as 90s, 15m, 2h or 1d (or whole seconds)"
-_DURATION_RE = re.compile(r"([0-9]{1,9})\s*([smhd]?)", re.IGNORECASE | re.ASCII)
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _GROUP_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
 def duration_seconds(value: Any, field_name: str, minimum: int = 0, maximum: int = MAX_WAIT) -> int:
     """A duration a person wrote ("15m", "2h", 90), in seconds, or a one-line ValidationError."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
+    seconds = parse_duration(value)
+    if seconds is None:
         raise ValidationError(field_name, f"{value!r} is not a duration; use {DURATION_FORMS}")
-    m = _DURATION_RE.fullmatch(str(value).strip())
-    if not m:
-        raise ValidationError(field_name, f"{value!r} is not a duration; use {DURATION_FORMS}")
-    seconds = int(m[1]) * _UNIT_SECONDS[m[2].lower()]
     if not minimum <= seconds <= maximum:
         raise ValidationError(field_name, f"{value!r} is out of range; use {minimum:,} s to {maximum // 86400} days")
     return seconds

@@ -48,6 +48,19 @@ def iso_local(when: dt.datetime | None) -> str | None:
     return when.isoformat(timespec="seconds") if when is not None else None
 
 
+_DURATION_RE = re.compile(r"([0-9]{1,9})\s*([smhd]?)", re.IGNORECASE | re.ASCII)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: Any) -> int | None:
+    """The inverse of `format_duration` for one unit: "90s", "15m", "2h", "1d", "90" or 90 in
+    seconds; None when it is no such thing (the caller words the error for its field)."""
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
+        return None
+    m = _DURATION_RE.fullmatch(str(text).strip())
+    return int(m[1]) * _UNIT_SECONDS[m[2].lower()] if m else None
+
+
 def format_duration(seconds: float) -> str:
     """A schedule's period: 3600 -> "1h", 5400 -> "1h30m", 90 -> "1m30s", 45 -> "45s"."""
     seconds = int(round(seconds))
