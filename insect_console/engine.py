@@ -24,7 +24,7 @@ from insect_console.config import Config, ConfigStore, DEFAULT_CONFIG_PATH
 from insect_console.control import ControlServer, socket_path
 from insect_console.errors import AlreadyRunning, ConfigError, SchedulerRunning
 from insect_console.events import ClockJumped, ConfigReloaded, EventBus, Listener
-from insect_console.fileio import InstanceLock
+from insect_console.fileio import DirectoryGone, InstanceLock
 from insect_console.history import HistoryWriter
 from insect_console.jobs import Job
 from insect_console.dispatch import Dispatch
@@ -106,7 +106,7 @@ class Engine(LocalFiles, Dispatch, Execution):
     def start(self) -> None:
         """Take the scheduler lock, recover runs cut off by a crash, and start scheduling."""
         self.store.check_log_dir(self.settings)
-        lock = InstanceLock(self.store.scheduler_lock_path)
+        lock = InstanceLock(self.store.scheduler_lock_path, upto=self.store.path.parent)
         if not lock.acquire():
             raise SchedulerRunning(self.store.display_path, InstanceLock.holder(lock.path))
         self._scheduler_lock = lock
@@ -167,7 +167,11 @@ class Engine(LocalFiles, Dispatch, Execution):
         a backup: `mv config config.old && cp -a config.old config`): the lock is taken anew in
         the new directory, with the control socket and the watcher; if another scheduler got there
         first, this one stops and says why."""
-        outcome = self._scheduler_lock.renew(self.store.path.exists()) if self._scheduler_lock else "held"
+        try:
+            outcome = self._scheduler_lock.renew(self.store.path.exists()) if self._scheduler_lock else "held"
+        except OSError as e:  # a half-copied directory (a lock file we may not use): look again in a second
+            log.warning("the config directory was replaced; can't take its scheduler lock yet: %s", e)
+            outcome = "waiting"
         self._relocking = outcome == "waiting"
         where = self.store.path.parent
         if outcome == "taken":
@@ -180,6 +184,8 @@ class Engine(LocalFiles, Dispatch, Execution):
                     part.stop()
             self._watch_and_serve()
             self.request_reload()
+            if self.running:  # what was written while the directory was away went nowhere
+                self.state.try_update(self._publish_next_runs)
 
     def _watch_and_serve(self) -> None:
         self._watcher = get_watcher(self.store.path.parent, {self.store.path.name}, lambda _name: self.request_reload())
@@ -232,7 +238,8 @@ class Engine(LocalFiles, Dispatch, Execution):
                 except Exception:
                     log.exception("heartbeat failed")  # never stops the loop
             try:
-                held = self._dispatch_due(wall)
+                if not self._relocking:  # runs wait while the config directory is being put back
+                    held = self._dispatch_due(wall)
             except Exception:
                 log.exception("scheduler loop error")
             self.clock.wait(self._wake, self._sleep_for(held))
@@ -273,6 +280,9 @@ class Engine(LocalFiles, Dispatch, Execution):
                 self.queue.put(intent)  # for the next start
         except AlreadyRunning as e:
             self._skip(job, str(e), slot.run_id, slot.trigger)
+        except DirectoryGone:
+            log.warning("%s: the config directory is gone (being restored?); the run waits until it is back", job.name)
+            self.queue.put(intent)
         except Exception:
             log.exception("%s: run failed", job.name)
         finally:

@@ -45,14 +45,27 @@ class Outage:
         return ended
 
 
-def ensure_private_dir(directory: Path) -> None:
-    """Create `directory` and any missing parents as 0700 (logs and locks are nobody else's)."""
+class DirectoryGone(FileNotFoundError):
+    """A directory we write under is not there and must not be made: a config directory moved
+    away (being restored from a backup) would otherwise come back empty, under the copy."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(errno.ENOENT, "the directory is gone (moved away?); not making an empty one in its place", str(directory))
+
+
+def ensure_private_dir(directory: Path, upto: Path | None = None) -> None:
+    """Create `directory` and any missing parents as 0700 (logs and locks are nobody else's).
+
+    With `upto` (an ancestor, the config directory): only the directories below it are made;
+    when it is missing, raises DirectoryGone."""
     if directory.is_dir():
         return
     missing = []
     for parent in [directory, *directory.parents]:
         if parent.exists():
             break
+        if upto is not None and parent == upto:
+            raise DirectoryGone(upto)
         missing.append(parent)
     for path in reversed(missing):
         try:
@@ -205,12 +218,13 @@ def check_private_dir(path: Path, what: str) -> None:
 
 
 @contextlib.contextmanager
-def locked(lock_path: Path, *, blocking: bool = True) -> Iterator[int]:
+def locked(lock_path: Path, *, blocking: bool = True, upto: Path | None = None) -> Iterator[int]:
     """Hold an exclusive `flock` on `lock_path` (created 0600) for the block.
 
-    With `blocking=False`, raises BlockingIOError at once when another holder has it.
+    With `blocking=False`, raises BlockingIOError at once when another holder has it. `upto`:
+    as for ensure_private_dir.
     """
-    fd = open_lock(lock_path)
+    fd = open_lock(lock_path, upto)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         yield fd
@@ -218,9 +232,9 @@ def locked(lock_path: Path, *, blocking: bool = True) -> Iterator[int]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def open_lock(lock_path: Path) -> int:
+def open_lock(lock_path: Path, upto: Path | None = None) -> int:
     """A lock file's descriptor (created 0600; a FIFO or symlink in its place is set aside)."""
-    ensure_private_dir(lock_path.parent)
+    ensure_private_dir(lock_path.parent, upto)
     return open_own(lock_path, os.O_RDWR, "lock file")
 
 
@@ -231,8 +245,9 @@ class InstanceLock:
     so a second scheduler (or `list`) can say who holds it.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, upto: Path | None = None) -> None:
         self.path = path
+        self.upto = upto  # as for ensure_private_dir: the config directory is never made here
         self._fd: int | None = None
 
     @property
@@ -241,7 +256,7 @@ class InstanceLock:
 
     def acquire(self) -> bool:
         """Take the lock; False when another process holds it."""
-        fd = open_lock(self.path)
+        fd = open_lock(self.path, self.upto)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -277,9 +292,12 @@ class InstanceLock:
             return "held"
         if not restored:
             return "waiting"
-        fresh = InstanceLock(self.path)
-        if not fresh.acquire():
-            return "taken"
+        fresh = InstanceLock(self.path, self.upto)
+        try:
+            if not fresh.acquire():
+                return "taken"
+        except DirectoryGone:  # moved away again
+            return "waiting"
         self.release()
         self._fd, fresh._fd = fresh._fd, None
         return "renewed"
@@ -302,14 +320,15 @@ class InstanceLock:
             os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = True, upto: Path | None = None) -> None:
     """Replace `path` with `data` so readers see the old or the new file, never a torn one.
 
     `durable`: the data and the rename are on the card before this returns (two fsyncs). A write
     that only has to outlive a crash of this process, not a power cut (a run's entry while it
     runs), passes False and saves an SD card the flushes: the rename alone is atomic for every
-    reader, and ext4 flushes a file renamed over another before the rename commits."""
-    ensure_private_dir(path.parent)
+    reader, and ext4 flushes a file renamed over another before the rename commits. `upto`:
+    as for ensure_private_dir."""
+    ensure_private_dir(path.parent, upto)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -131,16 +131,17 @@ class StateStore:
     def update(self, change: Callable[[dict[str, Any]], T], durable: bool = True) -> T:
         """Apply `change` to the state under the state lock and write it back atomically
         (`durable`: and flushed to the card, see fileio.atomic_write)."""
-        with locked(self.lock_path):
+        home = self.path.parent  # the config directory: never made here (see fileio.DirectoryGone)
+        with locked(self.lock_path, upto=home):
             self._mtime = None
             state = self._read_file()
             result = change(state)
             data = json.dumps(state, indent=1, sort_keys=True).encode()
             try:
-                atomic_write(self.path, data, durable=durable)
+                atomic_write(self.path, data, durable=durable, upto=home)
             except IsADirectoryError:  # it became one since it was read: set it aside, as a read does
                 set_aside(self.path, "state file", "is a directory, not a regular file")
-                atomic_write(self.path, data, durable=durable)
+                atomic_write(self.path, data, durable=durable, upto=home)
             self._cache, self._mtime = state, None
             return result
 

@@ -23,6 +23,10 @@ def test_a_config_directory_restored_from_a_backup_keeps_one_scheduler(tmp_path:
     try:
         wait_for(lambda: strict_records(tmp_path / LOG_REL), what="a first run")
         (tmp_path / "config").rename(tmp_path / "config.old")
+        # a slow restore: runs fall due while the directory is away, and nothing of it is made
+        # meanwhile (an empty config/ made by a state write would get the copy nested inside)
+        time.sleep(2.5)
+        assert not (tmp_path / "config").exists(), "the daemon made the moved-away directory anew"
         subprocess.run(["cp", "-a", str(tmp_path / "config.old"), str(tmp_path / "config")], check=True)
         swapped = time.time()
         note(faults_injected=1)
