@@ -281,6 +281,12 @@ class ConfigStore:
         self.lock_path = self.runtime_dir / "config.lock"
         self.scheduler_lock_path = self.runtime_dir / SCHEDULER_LOCK
 
+    @property
+    def directory(self) -> Path:
+        """The config's directory: the operator's, made only with the default config on first
+        use, never by a run's writes (fileio's `upto`: a directory being restored stays away)."""
+        return self.path.parent
+
     # -- reading ---------------------------------------------------------
 
     def load(self, create: bool = True) -> Config:

@@ -106,7 +106,7 @@ class Engine(LocalFiles, Dispatch, Execution):
     def start(self) -> None:
         """Take the scheduler lock, recover runs cut off by a crash, and start scheduling."""
         self.store.check_log_dir(self.settings)
-        lock = InstanceLock(self.store.scheduler_lock_path, upto=self.store.path.parent)
+        lock = InstanceLock(self.store.scheduler_lock_path, upto=self.store.directory)
         if not lock.acquire():
             raise SchedulerRunning(self.store.display_path, InstanceLock.holder(lock.path))
         self._scheduler_lock = lock
@@ -173,7 +173,7 @@ class Engine(LocalFiles, Dispatch, Execution):
             log.warning("the config directory was replaced; can't take its scheduler lock yet: %s", e)
             outcome = "waiting"
         self._relocking = outcome == "waiting"
-        where = self.store.path.parent
+        where = self.store.directory
         if outcome == "taken":
             log.error("the config directory %s was replaced and another scheduler (pid %s) took it; stopping this one", where, InstanceLock.holder(self.store.scheduler_lock_path))
             self.request_stop()
@@ -188,7 +188,7 @@ class Engine(LocalFiles, Dispatch, Execution):
                 self.state.try_update(self._publish_next_runs)
 
     def _watch_and_serve(self) -> None:
-        self._watcher = get_watcher(self.store.path.parent, {self.store.path.name}, lambda _name: self.request_reload())
+        self._watcher = get_watcher(self.store.directory, {self.store.path.name}, lambda _name: self.request_reload())
         self._control = ControlServer.serve(self, socket_path(self.store.runtime_dir))
 
     def request_reload(self) -> None:

@@ -47,7 +47,7 @@ class Execution:
         """
         lock_path = self.store.runtime_dir / "jobs" / f"{job.name}.lock"
         try:
-            with locked(lock_path, blocking=False, upto=self.store.path.parent):
+            with locked(lock_path, blocking=False, upto=self.store.directory):
                 intent = intent or Intent(job.name, trigger, self.clock.now(), self.clock.now())
                 return self._execute_locked(job, intent, on_output, slot or RunSlot(job.name, records.new_run_id(), trigger), not_before)
         except BlockingIOError:
